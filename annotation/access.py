@@ -1,0 +1,93 @@
+"""One access helper per guarded object (DESIGN §9.2). Views never check roles inline.
+
+Rules: staff see everything; a campaign's managers manage it; annotators and validators see
+only the campaigns they belong to and, inside them, only the assignments they hold. A
+dataset is visible to staff, its creator and the managers of a campaign over it. Objects
+the caller may not know about answer 404, not 403, so ids do not leak."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import Q, QuerySet
+
+from annotation.models import Assignment, Campaign, Dataset, Membership
+from counterpoint.errors import Forbidden, NotFound
+
+User = AbstractBaseUser | AnonymousUser
+Role = Membership.Role
+
+
+def is_staff(user: User) -> bool:
+    return bool(getattr(user, "is_staff", False))
+
+
+def campaigns_visible_to(*, user: User, roles: Iterable[str] | None = None) -> QuerySet[Campaign]:
+    qs = Campaign.objects.all()
+    if is_staff(user):
+        return qs
+    member = Membership.objects.filter(user_id=user.pk)
+    if roles is not None:
+        member = member.filter(role__in=list(roles))
+    return qs.filter(id__in=member.values("campaign_id"))
+
+
+def campaign_for_user(*, user: User, campaign_id: int, roles: Iterable[str] | None = None) -> Campaign:
+    """The campaign if `user` holds one of `roles` in it (any role when None).
+    404 when the user has no membership at all; 403 when a member lacks the role."""
+    try:
+        campaign = Campaign.objects.select_related("dataset").get(pk=campaign_id)
+    except (Campaign.DoesNotExist, ValueError, TypeError):
+        raise NotFound(f"campaign {campaign_id} does not exist") from None
+    if is_staff(user):
+        return campaign
+    held = set(Membership.objects.filter(campaign=campaign, user_id=user.pk).values_list("role", flat=True))
+    if not held:
+        raise NotFound(f"campaign {campaign_id} does not exist")
+    if roles is not None and not held.intersection(roles):
+        wanted = " or ".join(sorted(roles))
+        raise Forbidden(f"this needs the {wanted} role in campaign {campaign_id}", code="role_required")
+    return campaign
+
+
+def datasets_visible_to(*, user: User) -> QuerySet[Dataset]:
+    qs = Dataset.objects.all()
+    if is_staff(user):
+        return qs
+    managed = Membership.objects.filter(user_id=user.pk, role=Role.MANAGER).values("campaign__dataset_id")
+    return qs.filter(Q(created_by_id=user.pk) | Q(id__in=managed))
+
+
+def dataset_for_user(*, user: User, dataset_id: int, write: bool = False) -> Dataset:
+    try:
+        dataset = datasets_visible_to(user=user).get(pk=dataset_id)
+    except (Dataset.DoesNotExist, ValueError, TypeError):
+        raise NotFound(f"dataset {dataset_id} does not exist") from None
+    if write and not (is_staff(user) or dataset.created_by_id == user.pk):
+        raise Forbidden("only the dataset's creator or staff may change it", code="dataset_owner_required")
+    return dataset
+
+
+def can_manage_anything(user: User) -> bool:
+    """Who may create datasets, campaigns and register models: staff and anyone who already
+    manages a campaign, or holds the `annotation.add_dataset` permission."""
+    if not getattr(user, "is_authenticated", False):
+        return False
+    if is_staff(user) or user.has_perm("annotation.add_dataset"):  # type: ignore[union-attr]
+        return True
+    return Membership.objects.filter(user_id=user.pk, role=Role.MANAGER).exists()
+
+
+def assignment_for_user(*, user: User, assignment_id: int, kind: str | None = None) -> Assignment:
+    """The assignment if `user` holds it. Someone else's assignment is a 404 (not theirs to
+    know about). The caller decides what an inactive lease may still do."""
+    try:
+        assignment = Assignment.objects.select_related("campaign", "campaign__dataset", "example", "edit").get(
+            pk=assignment_id, annotator_id=user.pk
+        )
+    except (Assignment.DoesNotExist, ValueError, TypeError):
+        raise NotFound(f"assignment {assignment_id} is not one of yours") from None
+    if kind is not None and assignment.kind != kind:
+        raise NotFound(f"assignment {assignment_id} is not a {kind} task")
+    return assignment

@@ -1,0 +1,423 @@
+"""The campaign domain of DESIGN §3. Every "one per" rule is a database constraint (§9.6);
+model methods compute from their own row only (§9.3): behaviour lives in services/."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+MODALITY_KINDS = ("text", "image", "tabular")
+
+
+class Media(models.Model):
+    """A stored binary, content-addressed: identical bytes are stored once."""
+
+    sha256 = models.CharField(max_length=64, unique=True)
+    mime_type = models.CharField(max_length=100)
+    size_bytes = models.PositiveBigIntegerField()
+    width = models.PositiveIntegerField(null=True, blank=True)
+    height = models.PositiveIntegerField(null=True, blank=True)
+    file = models.FileField(max_length=255)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "media"
+
+    def __str__(self) -> str:
+        return f"{self.sha256[:12]} {self.mime_type} {self.width}x{self.height}"
+
+
+class Dataset(models.Model):
+    """A named collection with a schema: `modalities` is a list of
+    {"name", "kind" in MODALITY_KINDS, optional "label"}; `label_space` an ordered list of labels."""
+
+    name = models.CharField(max_length=200, unique=True)
+    description = models.TextField(blank=True)
+    modalities = models.JSONField(default=list)
+    label_space = models.JSONField(default=list)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def modality_names(self) -> list[str]:
+        return [m["name"] for m in self.modalities]
+
+    def modality_kind(self, name: str) -> str | None:
+        for m in self.modalities:
+            if m["name"] == name:
+                return str(m["kind"])
+        return None
+
+
+class Example(models.Model):
+    """One item: `values` maps modality name → value (text: the string; image: the Media
+    sha256; tabular: {feature: number|string}). `content_hash` is the SHA-256 of the
+    canonical JSON of `values`, so identical inputs share model scores."""
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="examples")
+    external_id = models.CharField(max_length=255)
+    values = models.JSONField()
+    label = models.CharField(max_length=200, null=True, blank=True)
+    split = models.CharField(max_length=50, blank=True, default="")
+    metadata = models.JSONField(default=dict, blank=True)
+    content_hash = models.CharField(max_length=64, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["dataset", "external_id"], name="example_unique_external_id"),
+        ]
+        indexes = [
+            models.Index(fields=["dataset", "split"], name="example_dataset_split"),
+            models.Index(fields=["dataset", "label"], name="example_dataset_label"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.dataset_id}:{self.external_id}"
+
+
+class Campaign(models.Model):
+    class Status(models.TextChoices):
+        DRAFT = "draft"
+        ACTIVE = "active"
+        PAUSED = "paused"
+        CLOSED = "closed"
+
+    class FeedbackArm(models.TextChoices):
+        SHOWN = "shown"
+        HIDDEN = "hidden"
+        RANDOMISED = "randomised"
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="campaigns")
+    name = models.CharField(max_length=200, unique=True)
+    instructions = models.TextField(blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
+    task_label = models.BooleanField(default=True)
+    task_rationale = models.BooleanField(default=True)
+    task_counterfactual = models.BooleanField(default=True)
+    task_validation = models.BooleanField(default=True)
+    redundancy = models.PositiveSmallIntegerField(default=3)
+    editable_modalities = models.JSONField(default=list, blank=True)
+    # modality name → budget: text as max word-level minimality (0..1), image as max
+    # changed-pixel fraction (0..1), tabular as max fraction of features changed.
+    edit_budgets = models.JSONField(default=dict, blank=True)
+    balance_counterfactuals = models.BooleanField(default=False)
+    feedback_arm = models.CharField(max_length=12, choices=FeedbackArm.choices, default=FeedbackArm.SHOWN)
+    gold_rate = models.FloatField(default=0.0)
+    lease_seconds = models.PositiveIntegerField(default=1800)
+    validations_required = models.PositiveSmallIntegerField(default=3)
+    validations_to_verify = models.PositiveSmallIntegerField(default=2)
+    score_cap_per_assignment = models.PositiveIntegerField(default=500)
+    # Per-question switches and wording overrides for the reliance questions of DESIGN §4.
+    questions = models.JSONField(default=dict, blank=True)
+    seed = models.IntegerField(default=0)
+    model_versions = models.ManyToManyField("models_bridge.ModelVersion", blank=True, related_name="campaigns")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(redundancy__gte=1), name="campaign_redundancy_positive"),
+            models.CheckConstraint(
+                condition=Q(gold_rate__gte=0) & Q(gold_rate__lte=1), name="campaign_gold_rate_fraction"
+            ),
+            models.CheckConstraint(
+                condition=Q(validations_to_verify__lte=models.F("validations_required")),
+                name="campaign_verify_within_required",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class CampaignExample(models.Model):
+    """An example in a campaign's pool, with counters the assignment engine keeps (with F())."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="items")
+    example = models.ForeignKey(Example, on_delete=models.CASCADE, related_name="campaign_items")
+    is_gold = models.BooleanField(default=False)
+    # A stable per-campaign random rank (seeded) so leasing order is reproducible.
+    rank = models.PositiveIntegerField(default=0)
+    completed = models.PositiveIntegerField(default=0)
+    in_flight = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["campaign_id", "rank", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "example"], name="campaign_example_unique"),
+        ]
+        indexes = [
+            models.Index(fields=["campaign", "completed", "rank"], name="campaign_item_pool"),
+        ]
+
+
+class Membership(models.Model):
+    class Role(models.TextChoices):
+        MANAGER = "manager"
+        ANNOTATOR = "annotator"
+        VALIDATOR = "validator"
+
+    class Arm(models.TextChoices):
+        SHOWN = "shown"
+        HIDDEN = "hidden"
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=10, choices=Role.choices)
+    # The feedback arm this person is in (fixed at invitation for randomised campaigns).
+    arm = models.CharField(max_length=6, choices=Arm.choices, default=Arm.SHOWN)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "user", "role"], name="membership_unique_role"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id}@{self.campaign_id}:{self.role}"
+
+
+class Assignment(models.Model):
+    """A lease of one example (kind annotate) or one edit (kind validate) to one annotator."""
+
+    class Kind(models.TextChoices):
+        ANNOTATE = "annotate"
+        VALIDATE = "validate"
+
+    class Status(models.TextChoices):
+        ACTIVE = "active"
+        SUBMITTED = "submitted"
+        EXPIRED = "expired"
+        SKIPPED = "skipped"
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="assignments")
+    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.ANNOTATE)
+    example = models.ForeignKey(Example, on_delete=models.CASCADE, related_name="assignments")
+    edit = models.ForeignKey(
+        "CounterfactualEdit", null=True, blank=True, on_delete=models.CASCADE, related_name="validation_assignments"
+    )
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
+    is_gold = models.BooleanField(default=False)
+    # For counterfactual tasks the engine may assign the cell to fill (quota balancing).
+    cf_modality = models.CharField(max_length=100, blank=True, default="")
+    cf_target_label = models.CharField(max_length=200, blank=True, default="")
+    leased_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    skip_reason = models.TextField(blank=True)
+    # Autosaved work in progress; kept even when the lease expires or a late submit is refused.
+    draft = models.JSONField(default=dict, blank=True)
+    draft_updated_at = models.DateTimeField(null=True, blank=True)
+    attempts_count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            # Never the same example twice to the same annotator for annotation.
+            models.UniqueConstraint(
+                fields=["campaign", "example", "annotator"],
+                condition=Q(kind="annotate"),
+                name="assignment_once_per_example_annotator",
+            ),
+            # Never the same edit twice to the same validator.
+            models.UniqueConstraint(
+                fields=["edit", "annotator"],
+                condition=Q(kind="validate"),
+                name="assignment_once_per_edit_validator",
+            ),
+            # At most one open lease per annotator, campaign and kind.
+            models.UniqueConstraint(
+                fields=["campaign", "annotator", "kind"],
+                condition=Q(status="active"),
+                name="assignment_one_open_lease",
+            ),
+            models.CheckConstraint(
+                condition=(Q(kind="annotate") & Q(edit__isnull=True)) | (Q(kind="validate") & Q(edit__isnull=False)),
+                name="assignment_kind_matches_target",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["status", "expires_at"], name="assignment_expiry"),
+            models.Index(fields=["campaign", "annotator", "status"], name="assignment_by_annotator"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind}#{self.pk} ex={self.example_id} by {self.annotator_id} ({self.status})"
+
+
+class Annotation(models.Model):
+    class Reliance(models.TextChoices):
+        # DESIGN §4: the plain-words answer is mapped; this is the stored category.
+        SPECIALIZATION = "specialization"  # only one modality was needed (see reliance_modality)
+        EQUIVALENCE = "equivalence"  # either alone would do (redundancy)
+        SYNERGY = "synergy"  # both together, neither alone says anything
+        COMPLEMENTARITY = "complementarity"  # each gave part of the answer (additive)
+        TRANSFER = "transfer"  # one told how to read the other (reliance_modality = the guide)
+
+    assignment = models.OneToOneField(Assignment, on_delete=models.CASCADE, related_name="annotation")
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="annotations")
+    example = models.ForeignKey(Example, on_delete=models.CASCADE, related_name="annotations")
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="annotations")
+    label = models.CharField(max_length=200)
+    confidence = models.PositiveSmallIntegerField(null=True, blank=True)
+    rationale = models.TextField(blank=True)
+    reliance = models.CharField(max_length=16, choices=Reliance.choices, blank=True, default="")
+    reliance_modality = models.CharField(max_length=100, blank=True, default="")
+    # [{"modality": m, "type": "span", "start": i, "end": j, "text": "..."} |
+    #  {"modality": m, "type": "box", "x": .., "y": .., "w": .., "h": ..}] in source pixels/chars.
+    evidence = models.JSONField(default=list, blank=True)
+    time_spent_ms = models.PositiveIntegerField(default=0)
+    is_gold = models.BooleanField(default=False)
+    idempotency_key = models.CharField(max_length=100, null=True, blank=True)
+    late = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["annotator", "idempotency_key"],
+                condition=Q(idempotency_key__isnull=False),
+                name="annotation_unique_idempotency_key",
+            ),
+            models.UniqueConstraint(fields=["campaign", "example", "annotator"], name="annotation_once_per_example"),
+            models.CheckConstraint(
+                condition=Q(confidence__isnull=True) | (Q(confidence__gte=1) & Q(confidence__lte=5)),
+                name="annotation_confidence_1_to_5",
+            ),
+        ]
+        indexes = [models.Index(fields=["campaign", "example"], name="annotation_by_example")]
+
+
+class CounterfactualEdit(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        VERIFIED = "verified"
+        DISPUTED = "disputed"
+
+    annotation = models.OneToOneField(Annotation, on_delete=models.CASCADE, related_name="edit")
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="edits")
+    example = models.ForeignKey(Example, on_delete=models.CASCADE, related_name="edits")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="edits")
+    modality = models.CharField(max_length=100)
+    # The full edited values (untouched modalities copied byte-identical), same shape as Example.values.
+    edited_values = models.JSONField()
+    edited_media = models.ForeignKey(Media, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    mask_media = models.ForeignKey(Media, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    content_hash = models.CharField(max_length=64, db_index=True)
+    original_label = models.CharField(max_length=200)
+    target_label = models.CharField(max_length=200)
+    # DESIGN §5 figures: text {token_distance, minimality, char_distance, tokens};
+    # image {pixel_fraction, changed_pixels, bbox_area, bbox}; tabular {fraction_changed, scaled_l1}.
+    minimality = models.JSONField(default=dict)
+    # model version id (str) → {"original": {...}, "edit": {...}} score summaries.
+    scores = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    validations_count = models.PositiveSmallIntegerField(default=0)
+    validations_agree = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["campaign", "status"], name="edit_by_status")]
+
+
+class Attempt(models.Model):
+    """One scored draft of an edit, in order: the trajectory of the annotator's search."""
+
+    assignment = models.ForeignKey(Assignment, on_delete=models.CASCADE, related_name="attempts")
+    seq = models.PositiveIntegerField()
+    modality = models.CharField(max_length=100)
+    value = models.JSONField(null=True, blank=True)
+    media = models.ForeignKey(Media, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    content_hash = models.CharField(max_length=64)
+    scores = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["assignment_id", "seq"]
+        constraints = [models.UniqueConstraint(fields=["assignment", "seq"], name="attempt_unique_seq")]
+
+
+class Validation(models.Model):
+    assignment = models.OneToOneField(Assignment, on_delete=models.CASCADE, related_name="validation")
+    edit = models.ForeignKey(CounterfactualEdit, on_delete=models.CASCADE, related_name="validations")
+    validator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="validations")
+    label = models.CharField(max_length=200, blank=True, default="")
+    broken = models.BooleanField(default=False)
+    comment = models.TextField(blank=True)
+    idempotency_key = models.CharField(max_length=100, null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["edit", "validator"], name="validation_once_per_validator"),
+            models.UniqueConstraint(
+                fields=["validator", "idempotency_key"],
+                condition=Q(idempotency_key__isnull=False),
+                name="validation_unique_idempotency_key",
+            ),
+        ]
+
+
+class Job(models.Model):
+    class Kind(models.TextChoices):
+        IMPORT = "import"
+        EXPORT = "export"
+        SCORE = "score"
+        ANALYSIS = "analysis"
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    campaign = models.ForeignKey(Campaign, null=True, blank=True, on_delete=models.CASCADE, related_name="jobs")
+    dataset = models.ForeignKey(Dataset, null=True, blank=True, on_delete=models.CASCADE, related_name="jobs")
+    params = models.JSONField(default=dict, blank=True)
+    progress_done = models.PositiveIntegerField(default=0)
+    progress_total = models.PositiveIntegerField(default=0)
+    log = models.JSONField(default=list, blank=True)
+    result = models.JSONField(null=True, blank=True)
+    result_file = models.FileField(max_length=255, blank=True)
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["kind", "status"], name="job_kind_status")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} job #{self.pk} ({self.status})"
+
+    def progress_fraction(self) -> float:
+        return self.progress_done / self.progress_total if self.progress_total else 0.0
+
+    def summary(self) -> dict[str, Any]:
+        return {"id": self.pk, "kind": self.kind, "status": self.status, "done": self.progress_done, "total": self.progress_total}

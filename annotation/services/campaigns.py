@@ -1,0 +1,183 @@
+"""Campaign and membership writes."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db import IntegrityError, transaction
+
+from annotation.models import Campaign, CampaignExample, Dataset, Example, Membership
+from counterpoint.errors import Conflict, ValidationFailed
+
+SETTABLE_FIELDS = (
+    "instructions",
+    "status",
+    "task_label",
+    "task_rationale",
+    "task_counterfactual",
+    "task_validation",
+    "redundancy",
+    "editable_modalities",
+    "edit_budgets",
+    "balance_counterfactuals",
+    "feedback_arm",
+    "gold_rate",
+    "lease_seconds",
+    "validations_required",
+    "validations_to_verify",
+    "score_cap_per_assignment",
+    "questions",
+    "seed",
+)
+
+DEFAULT_BUDGETS = {"text": 0.5, "image": 0.25, "tabular": 0.5}
+
+
+def _check_settings(dataset: Dataset, values: dict[str, Any]) -> dict[str, Any]:
+    names = dataset.modality_names()
+    editable = values.get("editable_modalities")
+    if editable is not None:
+        if not isinstance(editable, list) or any(m not in names for m in editable):
+            raise ValidationFailed(
+                f"editable_modalities must be a subset of the dataset's modalities {names}",
+                code="campaign_editable_modalities",
+            )
+    budgets = values.get("edit_budgets")
+    if budgets is not None:
+        if not isinstance(budgets, dict):
+            raise ValidationFailed("edit_budgets must map modality → fraction", code="campaign_edit_budgets")
+        for mod, budget in budgets.items():
+            if mod not in names:
+                raise ValidationFailed(f"edit_budgets names unknown modality {mod!r}", code="campaign_edit_budgets")
+            if not isinstance(budget, int | float) or not 0 < float(budget) <= 1:
+                raise ValidationFailed(
+                    f"edit budget for {mod!r} must be a fraction in (0, 1], got {budget!r}",
+                    code="campaign_edit_budgets",
+                )
+    if "redundancy" in values and (not isinstance(values["redundancy"], int) or values["redundancy"] < 1):
+        raise ValidationFailed("redundancy must be a whole number ≥ 1", code="campaign_redundancy")
+    if "gold_rate" in values and not 0 <= float(values["gold_rate"]) <= 1:
+        raise ValidationFailed("gold_rate must be between 0 and 1", code="campaign_gold_rate")
+    req = values.get("validations_required")
+    ver = values.get("validations_to_verify")
+    if req is not None and ver is not None and ver > req:
+        raise ValidationFailed(
+            "validations_to_verify cannot exceed validations_required", code="campaign_validation_rule"
+        )
+    if "status" in values and values["status"] not in Campaign.Status.values:
+        raise ValidationFailed(f"status must be one of {Campaign.Status.values}", code="campaign_status")
+    if "feedback_arm" in values and values["feedback_arm"] not in Campaign.FeedbackArm.values:
+        raise ValidationFailed(f"feedback_arm must be one of {Campaign.FeedbackArm.values}", code="campaign_arm")
+    return values
+
+
+def campaign_create(*, dataset: Dataset, name: str, created_by: Any = None, **fields: Any) -> Campaign:
+    unknown = set(fields) - set(SETTABLE_FIELDS)
+    if unknown:
+        raise ValidationFailed(f"unknown campaign settings: {', '.join(sorted(unknown))}", code="campaign_unknown_field")
+    fields.setdefault("editable_modalities", dataset.modality_names())
+    fields.setdefault(
+        "edit_budgets", {m["name"]: DEFAULT_BUDGETS[m["kind"]] for m in dataset.modalities if m["name"] in fields["editable_modalities"]}
+    )
+    _check_settings(dataset, fields)
+    try:
+        with transaction.atomic():
+            campaign = Campaign.objects.create(dataset=dataset, name=name, created_by=created_by, **fields)
+            if created_by is not None:
+                Membership.objects.create(campaign=campaign, user=created_by, role=Membership.Role.MANAGER)
+    except IntegrityError:
+        raise Conflict(f"a campaign named {name!r} already exists", code="campaign_name_taken") from None
+    return campaign
+
+
+def campaign_update(*, campaign: Campaign, **fields: Any) -> Campaign:
+    unknown = set(fields) - set(SETTABLE_FIELDS)
+    if unknown:
+        raise ValidationFailed(f"unknown campaign settings: {', '.join(sorted(unknown))}", code="campaign_unknown_field")
+    merged = {k: getattr(campaign, k) for k in SETTABLE_FIELDS} | fields
+    _check_settings(campaign.dataset, merged)
+    for key, value in fields.items():
+        setattr(campaign, key, value)
+    campaign.save(update_fields=list(fields) or None)
+    return campaign
+
+
+def campaign_add_examples(
+    *,
+    campaign: Campaign,
+    example_ids: list[int] | None = None,
+    split: str | None = None,
+    limit: int | None = None,
+    gold_fraction: float = 0.0,
+) -> int:
+    """Add examples of the campaign's dataset to its pool (idempotent: examples already in
+    the pool are left alone). Order within the pool is a seeded shuffle (the campaign seed),
+    so leasing order is reproducible. Gold items need a gold label."""
+    qs = Example.objects.filter(dataset=campaign.dataset)
+    if example_ids is not None:
+        qs = qs.filter(id__in=example_ids)
+        found = set(qs.values_list("id", flat=True))
+        missing = sorted(set(example_ids) - found)
+        if missing:
+            raise ValidationFailed(
+                f"examples {missing[:10]} are not in dataset {campaign.dataset.name!r}", code="campaign_examples_unknown"
+            )
+    if split:
+        qs = qs.filter(split=split)
+    ids = list(qs.order_by("id").values_list("id", "label"))
+    rng = random.Random(campaign.seed)
+    if limit is not None:
+        ids = sorted(rng.sample(ids, min(limit, len(ids))))
+    with transaction.atomic():
+        present = set(CampaignExample.objects.filter(campaign=campaign).values_list("example_id", flat=True))
+        fresh = [(i, label) for i, label in ids if i not in present]
+        start = CampaignExample.objects.filter(campaign=campaign).count()
+        order = list(range(start, start + len(fresh)))
+        rng.shuffle(order)
+        gold_rng = random.Random(f"{campaign.seed}-gold")
+        rows = [
+            CampaignExample(
+                campaign=campaign,
+                example_id=i,
+                rank=rank,
+                is_gold=bool(label) and gold_fraction > 0 and gold_rng.random() < gold_fraction,
+            )
+            for (i, label), rank in zip(fresh, order, strict=True)
+        ]
+        CampaignExample.objects.bulk_create(rows, batch_size=1000, ignore_conflicts=True)
+    return len(rows)
+
+
+def _arm_for(campaign: Campaign, user_id: int) -> str:
+    if campaign.feedback_arm == Campaign.FeedbackArm.HIDDEN:
+        return Membership.Arm.HIDDEN
+    if campaign.feedback_arm == Campaign.FeedbackArm.SHOWN:
+        return Membership.Arm.SHOWN
+    # Randomised per annotator, but stable: a hash of (campaign seed, campaign, user).
+    digest = hashlib.sha256(f"{campaign.seed}:{campaign.pk}:{user_id}".encode()).digest()
+    return Membership.Arm.SHOWN if digest[0] % 2 == 0 else Membership.Arm.HIDDEN
+
+
+def membership_add(*, campaign: Campaign, user: Any, role: str) -> Membership:
+    if role not in Membership.Role.values:
+        raise ValidationFailed(f"role must be one of {Membership.Role.values}", code="membership_role")
+    membership, _ = Membership.objects.get_or_create(
+        campaign=campaign, user=user, role=role, defaults={"arm": _arm_for(campaign, user.pk)}
+    )
+    return membership
+
+
+def membership_add_by_username(*, campaign: Campaign, username: str, role: str) -> Membership:
+    User = get_user_model()
+    try:
+        user = User.objects.get(username=username)
+    except User.DoesNotExist:
+        raise ValidationFailed(f"no user named {username!r}", code="membership_unknown_user") from None
+    return membership_add(campaign=campaign, user=user, role=role)
+
+
+def membership_remove(*, membership: Membership) -> None:
+    membership.delete()

@@ -1,0 +1,135 @@
+"""Content-addressed media storage. Bytes are checked (type, size, pixel count, full decode)
+before anything is written, so a bad image never leaves a file behind; identical bytes are
+stored once (the SHA-256 is the key)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from PIL import Image, UnidentifiedImageError
+
+from annotation.models import Media
+from counterpoint.errors import ValidationFailed
+
+ALLOWED_IMAGE_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "GIF": "image/gif", "WEBP": "image/webp"}
+
+
+@dataclass(frozen=True)
+class CheckedImage:
+    data: bytes
+    sha256: str
+    mime_type: str
+    width: int
+    height: int
+
+
+def check_image_bytes(data: bytes, *, max_bytes: int | None = None, max_pixels: int | None = None) -> CheckedImage:
+    """Validate image bytes without touching storage. Raises ValidationFailed with a rule code:
+    image_empty, image_too_large, image_not_an_image, image_format, image_too_many_pixels,
+    image_truncated."""
+    max_bytes = max_bytes or settings.IMPORT_MAX_IMAGE_BYTES
+    max_pixels = max_pixels or settings.IMPORT_MAX_IMAGE_PIXELS
+    if not data:
+        raise ValidationFailed("the image file is empty", code="image_empty")
+    if len(data) > max_bytes:
+        raise ValidationFailed(
+            f"the image is {len(data):,} bytes, over the cap of {max_bytes:,} bytes", code="image_too_large"
+        )
+    try:
+        with Image.open(io.BytesIO(data)) as probe:
+            fmt = probe.format or ""
+            width, height = probe.size
+    except UnidentifiedImageError:
+        raise ValidationFailed("the file is not an image Pillow can read", code="image_not_an_image") from None
+    except Image.DecompressionBombError as exc:
+        raise ValidationFailed(f"the image is a decompression bomb: {exc}", code="image_too_many_pixels") from None
+    except Exception as exc:
+        raise ValidationFailed(f"the image header is unreadable: {exc}", code="image_not_an_image") from None
+    if fmt not in ALLOWED_IMAGE_FORMATS:
+        raise ValidationFailed(
+            f"image format {fmt or 'unknown'} is not accepted (use PNG, JPEG, GIF or WebP)", code="image_format"
+        )
+    # The declared size is checked before decoding, so a bomb costs nothing to refuse.
+    if width * height > max_pixels:
+        raise ValidationFailed(
+            f"the image is {width}x{height} = {width * height:,} pixels, over the cap of {max_pixels:,}",
+            code="image_too_many_pixels",
+        )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as img:
+                img.load()
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombWarning) as exc:
+        raise ValidationFailed(f"the image is truncated or corrupt: {exc}", code="image_truncated") from None
+    return CheckedImage(
+        data=data,
+        sha256=hashlib.sha256(data).hexdigest(),
+        mime_type=ALLOWED_IMAGE_FORMATS[fmt],
+        width=width,
+        height=height,
+    )
+
+
+def media_relative_path(sha256: str, mime_type: str) -> str:
+    ext = {"image/png": "png", "image/jpeg": "jpg", "image/gif": "gif", "image/webp": "webp"}.get(mime_type, "bin")
+    return f"media/{sha256[:2]}/{sha256[2:4]}/{sha256}.{ext}"
+
+
+def write_media_file(rel_path: str, data: bytes) -> bool:
+    """Write atomically (temp file + rename) so a crash never leaves half a file under the
+    content address. Returns False when the file was already there."""
+    target = Path(settings.MEDIA_ROOT) / rel_path
+    if target.exists():
+        return False
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return True
+
+
+def media_store(*, checked: CheckedImage) -> Media:
+    """Store a checked image once. Safe under concurrency: the unique sha256 decides."""
+    existing = Media.objects.filter(sha256=checked.sha256).first()
+    if existing is not None:
+        return existing
+    rel = media_relative_path(checked.sha256, checked.mime_type)
+    write_media_file(rel, checked.data)
+    try:
+        with transaction.atomic():
+            return Media.objects.create(
+                sha256=checked.sha256,
+                mime_type=checked.mime_type,
+                size_bytes=len(checked.data),
+                width=checked.width,
+                height=checked.height,
+                file=rel,
+            )
+    except IntegrityError:
+        return Media.objects.get(sha256=checked.sha256)
+
+
+def media_store_bytes(*, data: bytes, max_bytes: int | None = None, max_pixels: int | None = None) -> Media:
+    return media_store(checked=check_image_bytes(data, max_bytes=max_bytes, max_pixels=max_pixels))
+
+
+def media_path(media: Media) -> Path:
+    return Path(settings.MEDIA_ROOT) / media.file.name
+
+
+def media_read(media: Media) -> bytes:
+    return media_path(media).read_bytes()

@@ -1,0 +1,5 @@
+"""/api/v1/ routes of the model bridge."""
+
+from __future__ import annotations
+
+urlpatterns: list = []
