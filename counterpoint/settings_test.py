@@ -13,3 +13,4 @@ from counterpoint.settings import REST_FRAMEWORK  # noqa: E402
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 REST_FRAMEWORK = {**REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"live_score": "1000/second"}}
+WHITENOISE_AUTOREFRESH = True  # no collectstatic in tests
