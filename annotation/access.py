@@ -16,6 +16,11 @@ from annotation.models import Assignment, Campaign, Dataset, Membership
 from counterpoint.errors import Forbidden, NotFound
 
 User = AbstractBaseUser | AnonymousUser
+
+
+def _uid(user: User) -> int:
+    # 0 matches no row: ids start at 1, so an anonymous caller sees nothing.
+    return int(user.pk) if getattr(user, "is_authenticated", False) and user.pk else 0
 Role = Membership.Role
 
 
@@ -27,13 +32,15 @@ def campaigns_visible_to(*, user: User, roles: Iterable[str] | None = None) -> Q
     qs = Campaign.objects.all()
     if is_staff(user):
         return qs
-    member = Membership.objects.filter(user_id=user.pk)
+    member = Membership.objects.filter(user_id=_uid(user))
     if roles is not None:
         member = member.filter(role__in=list(roles))
     return qs.filter(id__in=member.values("campaign_id"))
 
 
-def campaign_for_user(*, user: User, campaign_id: int, roles: Iterable[str] | None = None) -> Campaign:
+def campaign_for_user(
+    *, user: User, campaign_id: int, roles: Iterable[str] | None = None
+) -> Campaign:
     """The campaign if `user` holds one of `roles` in it (any role when None).
     404 when the user has no membership at all; 403 when a member lacks the role."""
     try:
@@ -42,12 +49,16 @@ def campaign_for_user(*, user: User, campaign_id: int, roles: Iterable[str] | No
         raise NotFound(f"campaign {campaign_id} does not exist") from None
     if is_staff(user):
         return campaign
-    held = set(Membership.objects.filter(campaign=campaign, user_id=user.pk).values_list("role", flat=True))
+    held = set(
+        Membership.objects.filter(campaign=campaign, user_id=_uid(user)).values_list("role", flat=True)
+    )
     if not held:
         raise NotFound(f"campaign {campaign_id} does not exist")
     if roles is not None and not held.intersection(roles):
         wanted = " or ".join(sorted(roles))
-        raise Forbidden(f"this needs the {wanted} role in campaign {campaign_id}", code="role_required")
+        raise Forbidden(
+            f"this needs the {wanted} role in campaign {campaign_id}", code="role_required"
+        )
     return campaign
 
 
@@ -55,8 +66,10 @@ def datasets_visible_to(*, user: User) -> QuerySet[Dataset]:
     qs = Dataset.objects.all()
     if is_staff(user):
         return qs
-    managed = Membership.objects.filter(user_id=user.pk, role=Role.MANAGER).values("campaign__dataset_id")
-    return qs.filter(Q(created_by_id=user.pk) | Q(id__in=managed))
+    managed = Membership.objects.filter(user_id=_uid(user), role=Role.MANAGER).values(
+        "campaign__dataset_id"
+    )
+    return qs.filter(Q(created_by_id=_uid(user)) | Q(id__in=managed))
 
 
 def dataset_for_user(*, user: User, dataset_id: int, write: bool = False) -> Dataset:
@@ -64,8 +77,10 @@ def dataset_for_user(*, user: User, dataset_id: int, write: bool = False) -> Dat
         dataset = datasets_visible_to(user=user).get(pk=dataset_id)
     except (Dataset.DoesNotExist, ValueError, TypeError):
         raise NotFound(f"dataset {dataset_id} does not exist") from None
-    if write and not (is_staff(user) or dataset.created_by_id == user.pk):
-        raise Forbidden("only the dataset's creator or staff may change it", code="dataset_owner_required")
+    if write and not (is_staff(user) or dataset.created_by_id == _uid(user)):
+        raise Forbidden(
+            "only the dataset's creator or staff may change it", code="dataset_owner_required"
+        )
     return dataset
 
 
@@ -76,16 +91,16 @@ def can_manage_anything(user: User) -> bool:
         return False
     if is_staff(user) or user.has_perm("annotation.add_dataset"):  # type: ignore[union-attr]
         return True
-    return Membership.objects.filter(user_id=user.pk, role=Role.MANAGER).exists()
+    return Membership.objects.filter(user_id=_uid(user), role=Role.MANAGER).exists()
 
 
 def assignment_for_user(*, user: User, assignment_id: int, kind: str | None = None) -> Assignment:
     """The assignment if `user` holds it. Someone else's assignment is a 404 (not theirs to
     know about). The caller decides what an inactive lease may still do."""
     try:
-        assignment = Assignment.objects.select_related("campaign", "campaign__dataset", "example", "edit").get(
-            pk=assignment_id, annotator_id=user.pk
-        )
+        assignment = Assignment.objects.select_related(
+            "campaign", "campaign__dataset", "example", "edit"
+        ).get(pk=assignment_id, annotator_id=_uid(user))
     except (Assignment.DoesNotExist, ValueError, TypeError):
         raise NotFound(f"assignment {assignment_id} is not one of yours") from None
     if kind is not None and assignment.kind != kind:

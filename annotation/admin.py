@@ -68,7 +68,16 @@ class AnnotationAdmin(admin.ModelAdmin):
 
 @admin.register(m.CounterfactualEdit)
 class CounterfactualEditAdmin(admin.ModelAdmin):
-    list_display = ("id", "campaign", "example", "author", "modality", "original_label", "target_label", "status")
+    list_display = (
+        "id",
+        "campaign",
+        "example",
+        "author",
+        "modality",
+        "original_label",
+        "target_label",
+        "status",
+    )
     list_filter = ("campaign", "modality", "status")
     raw_id_fields = ("annotation", "example", "edited_media", "mask_media")
 
@@ -87,5 +96,13 @@ class ValidationAdmin(admin.ModelAdmin):
 
 @admin.register(m.Job)
 class JobAdmin(admin.ModelAdmin):
-    list_display = ("id", "kind", "status", "progress_done", "progress_total", "created_by", "created_at")
+    list_display = (
+        "id",
+        "kind",
+        "status",
+        "progress_done",
+        "progress_total",
+        "created_by",
+        "created_at",
+    )
     list_filter = ("kind", "status")

@@ -76,7 +76,9 @@ class Example(models.Model):
     class Meta:
         ordering = ["id"]
         constraints = [
-            models.UniqueConstraint(fields=["dataset", "external_id"], name="example_unique_external_id"),
+            models.UniqueConstraint(
+                fields=["dataset", "external_id"], name="example_unique_external_id"
+            ),
         ]
         indexes = [
             models.Index(fields=["dataset", "split"], name="example_dataset_split"),
@@ -113,7 +115,9 @@ class Campaign(models.Model):
     # changed-pixel fraction (0..1), tabular as max fraction of features changed.
     edit_budgets = models.JSONField(default=dict, blank=True)
     balance_counterfactuals = models.BooleanField(default=False)
-    feedback_arm = models.CharField(max_length=12, choices=FeedbackArm.choices, default=FeedbackArm.SHOWN)
+    feedback_arm = models.CharField(
+        max_length=12, choices=FeedbackArm.choices, default=FeedbackArm.SHOWN
+    )
     gold_rate = models.FloatField(default=0.0)
     lease_seconds = models.PositiveIntegerField(default=1800)
     validations_required = models.PositiveSmallIntegerField(default=3)
@@ -122,7 +126,9 @@ class Campaign(models.Model):
     # Per-question switches and wording overrides for the reliance questions of DESIGN §4.
     questions = models.JSONField(default=dict, blank=True)
     seed = models.IntegerField(default=0)
-    model_versions = models.ManyToManyField("models_bridge.ModelVersion", blank=True, related_name="campaigns")
+    model_versions = models.ManyToManyField(
+        "models_bridge.ModelVersion", blank=True, related_name="campaigns"
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -131,9 +137,12 @@ class Campaign(models.Model):
     class Meta:
         ordering = ["id"]
         constraints = [
-            models.CheckConstraint(condition=Q(redundancy__gte=1), name="campaign_redundancy_positive"),
             models.CheckConstraint(
-                condition=Q(gold_rate__gte=0) & Q(gold_rate__lte=1), name="campaign_gold_rate_fraction"
+                condition=Q(redundancy__gte=1), name="campaign_redundancy_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(gold_rate__gte=0) & Q(gold_rate__lte=1),
+                name="campaign_gold_rate_fraction",
             ),
             models.CheckConstraint(
                 condition=Q(validations_to_verify__lte=models.F("validations_required")),
@@ -165,6 +174,9 @@ class CampaignExample(models.Model):
             models.Index(fields=["campaign", "completed", "rank"], name="campaign_item_pool"),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.campaign_id}/{self.example_id}"
+
 
 class Membership(models.Model):
     class Role(models.TextChoices):
@@ -177,7 +189,9 @@ class Membership(models.Model):
         HIDDEN = "hidden"
 
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="memberships")
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
     role = models.CharField(max_length=10, choices=Role.choices)
     # The feedback arm this person is in (fixed at invitation for randomised campaigns).
     arm = models.CharField(max_length=6, choices=Arm.choices, default=Arm.SHOWN)
@@ -186,7 +200,9 @@ class Membership(models.Model):
     class Meta:
         ordering = ["id"]
         constraints = [
-            models.UniqueConstraint(fields=["campaign", "user", "role"], name="membership_unique_role"),
+            models.UniqueConstraint(
+                fields=["campaign", "user", "role"], name="membership_unique_role"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -210,9 +226,15 @@ class Assignment(models.Model):
     kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.ANNOTATE)
     example = models.ForeignKey(Example, on_delete=models.CASCADE, related_name="assignments")
     edit = models.ForeignKey(
-        "CounterfactualEdit", null=True, blank=True, on_delete=models.CASCADE, related_name="validation_assignments"
+        "CounterfactualEdit",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="validation_assignments",
     )
-    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments")
+    annotator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments"
+    )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
     is_gold = models.BooleanField(default=False)
     # For counterfactual tasks the engine may assign the cell to fill (quota balancing).
@@ -249,13 +271,16 @@ class Assignment(models.Model):
                 name="assignment_one_open_lease",
             ),
             models.CheckConstraint(
-                condition=(Q(kind="annotate") & Q(edit__isnull=True)) | (Q(kind="validate") & Q(edit__isnull=False)),
+                condition=(Q(kind="annotate") & Q(edit__isnull=True))
+                | (Q(kind="validate") & Q(edit__isnull=False)),
                 name="assignment_kind_matches_target",
             ),
         ]
         indexes = [
             models.Index(fields=["status", "expires_at"], name="assignment_expiry"),
-            models.Index(fields=["campaign", "annotator", "status"], name="assignment_by_annotator"),
+            models.Index(
+                fields=["campaign", "annotator", "status"], name="assignment_by_annotator"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -271,10 +296,14 @@ class Annotation(models.Model):
         COMPLEMENTARITY = "complementarity"  # each gave part of the answer (additive)
         TRANSFER = "transfer"  # one told how to read the other (reliance_modality = the guide)
 
-    assignment = models.OneToOneField(Assignment, on_delete=models.CASCADE, related_name="annotation")
+    assignment = models.OneToOneField(
+        Assignment, on_delete=models.CASCADE, related_name="annotation"
+    )
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="annotations")
     example = models.ForeignKey(Example, on_delete=models.CASCADE, related_name="annotations")
-    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="annotations")
+    annotator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="annotations"
+    )
     label = models.CharField(max_length=200)
     confidence = models.PositiveSmallIntegerField(null=True, blank=True)
     rationale = models.TextField(blank=True)
@@ -297,13 +326,19 @@ class Annotation(models.Model):
                 condition=Q(idempotency_key__isnull=False),
                 name="annotation_unique_idempotency_key",
             ),
-            models.UniqueConstraint(fields=["campaign", "example", "annotator"], name="annotation_once_per_example"),
+            models.UniqueConstraint(
+                fields=["campaign", "example", "annotator"], name="annotation_once_per_example"
+            ),
             models.CheckConstraint(
-                condition=Q(confidence__isnull=True) | (Q(confidence__gte=1) & Q(confidence__lte=5)),
+                condition=Q(confidence__isnull=True)
+                | (Q(confidence__gte=1) & Q(confidence__lte=5)),
                 name="annotation_confidence_1_to_5",
             ),
         ]
         indexes = [models.Index(fields=["campaign", "example"], name="annotation_by_example")]
+
+    def __str__(self) -> str:
+        return f"annotation #{self.pk}: {self.label}"
 
 
 class CounterfactualEdit(models.Model):
@@ -315,12 +350,18 @@ class CounterfactualEdit(models.Model):
     annotation = models.OneToOneField(Annotation, on_delete=models.CASCADE, related_name="edit")
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="edits")
     example = models.ForeignKey(Example, on_delete=models.CASCADE, related_name="edits")
-    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="edits")
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="edits"
+    )
     modality = models.CharField(max_length=100)
     # The full edited values (untouched modalities copied byte-identical), same shape as Example.values.
     edited_values = models.JSONField()
-    edited_media = models.ForeignKey(Media, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    mask_media = models.ForeignKey(Media, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    edited_media = models.ForeignKey(
+        Media, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    mask_media = models.ForeignKey(
+        Media, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     content_hash = models.CharField(max_length=64, db_index=True)
     original_label = models.CharField(max_length=200)
     target_label = models.CharField(max_length=200)
@@ -338,6 +379,9 @@ class CounterfactualEdit(models.Model):
         ordering = ["id"]
         indexes = [models.Index(fields=["campaign", "status"], name="edit_by_status")]
 
+    def __str__(self) -> str:
+        return f"edit #{self.pk} of {self.modality} -> {self.target_label} ({self.status})"
+
 
 class Attempt(models.Model):
     """One scored draft of an edit, in order: the trajectory of the annotator's search."""
@@ -346,20 +390,33 @@ class Attempt(models.Model):
     seq = models.PositiveIntegerField()
     modality = models.CharField(max_length=100)
     value = models.JSONField(null=True, blank=True)
-    media = models.ForeignKey(Media, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    media = models.ForeignKey(
+        Media, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     content_hash = models.CharField(max_length=64)
     scores = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["assignment_id", "seq"]
-        constraints = [models.UniqueConstraint(fields=["assignment", "seq"], name="attempt_unique_seq")]
+        constraints = [
+            models.UniqueConstraint(fields=["assignment", "seq"], name="attempt_unique_seq")
+        ]
+
+    def __str__(self) -> str:
+        return f"attempt {self.assignment_id}/{self.seq}"
 
 
 class Validation(models.Model):
-    assignment = models.OneToOneField(Assignment, on_delete=models.CASCADE, related_name="validation")
-    edit = models.ForeignKey(CounterfactualEdit, on_delete=models.CASCADE, related_name="validations")
-    validator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="validations")
+    assignment = models.OneToOneField(
+        Assignment, on_delete=models.CASCADE, related_name="validation"
+    )
+    edit = models.ForeignKey(
+        CounterfactualEdit, on_delete=models.CASCADE, related_name="validations"
+    )
+    validator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="validations"
+    )
     label = models.CharField(max_length=200, blank=True, default="")
     broken = models.BooleanField(default=False)
     comment = models.TextField(blank=True)
@@ -369,13 +426,18 @@ class Validation(models.Model):
     class Meta:
         ordering = ["id"]
         constraints = [
-            models.UniqueConstraint(fields=["edit", "validator"], name="validation_once_per_validator"),
+            models.UniqueConstraint(
+                fields=["edit", "validator"], name="validation_once_per_validator"
+            ),
             models.UniqueConstraint(
                 fields=["validator", "idempotency_key"],
                 condition=Q(idempotency_key__isnull=False),
                 name="validation_unique_idempotency_key",
             ),
         ]
+
+    def __str__(self) -> str:
+        return f"validation #{self.pk}: {self.label or 'broken'}"
 
 
 class Job(models.Model):
@@ -393,8 +455,12 @@ class Job(models.Model):
 
     kind = models.CharField(max_length=10, choices=Kind.choices)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
-    campaign = models.ForeignKey(Campaign, null=True, blank=True, on_delete=models.CASCADE, related_name="jobs")
-    dataset = models.ForeignKey(Dataset, null=True, blank=True, on_delete=models.CASCADE, related_name="jobs")
+    campaign = models.ForeignKey(
+        Campaign, null=True, blank=True, on_delete=models.CASCADE, related_name="jobs"
+    )
+    dataset = models.ForeignKey(
+        Dataset, null=True, blank=True, on_delete=models.CASCADE, related_name="jobs"
+    )
     params = models.JSONField(default=dict, blank=True)
     progress_done = models.PositiveIntegerField(default=0)
     progress_total = models.PositiveIntegerField(default=0)
@@ -403,7 +469,11 @@ class Job(models.Model):
     result_file = models.FileField(max_length=255, blank=True)
     error = models.TextField(blank=True)
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="jobs",
     )
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -420,4 +490,10 @@ class Job(models.Model):
         return self.progress_done / self.progress_total if self.progress_total else 0.0
 
     def summary(self) -> dict[str, Any]:
-        return {"id": self.pk, "kind": self.kind, "status": self.status, "done": self.progress_done, "total": self.progress_total}
+        return {
+            "id": self.pk,
+            "kind": self.kind,
+            "status": self.status,
+            "done": self.progress_done,
+            "total": self.progress_total,
+        }

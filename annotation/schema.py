@@ -17,7 +17,9 @@ _NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 def normalise_modalities(raw: Any) -> list[dict[str, str]]:
     """Accepts [{"name", "kind", "label"?}] or ["name:kind", ...]; returns the dict form."""
     if not isinstance(raw, list) or not raw:
-        raise ValidationFailed("a dataset needs a non-empty list of modalities", code="schema_modalities")
+        raise ValidationFailed(
+            "a dataset needs a non-empty list of modalities", code="schema_modalities"
+        )
     out: list[dict[str, str]] = []
     seen: set[str] = set()
     for item in raw:
@@ -25,7 +27,9 @@ def normalise_modalities(raw: Any) -> list[dict[str, str]]:
             name, _, kind = item.partition(":")
             item = {"name": name.strip(), "kind": kind.strip()}
         if not isinstance(item, dict):
-            raise ValidationFailed(f"modality {item!r} must be an object with name and kind", code="schema_modalities")
+            raise ValidationFailed(
+                f"modality {item!r} must be an object with name and kind", code="schema_modalities"
+            )
         name, kind = str(item.get("name", "")), str(item.get("kind", ""))
         if not _NAME.match(name):
             raise ValidationFailed(
@@ -38,7 +42,9 @@ def normalise_modalities(raw: Any) -> list[dict[str, str]]:
                 code="schema_modality_kind",
             )
         if name in seen:
-            raise ValidationFailed(f"modality {name!r} is declared twice", code="schema_modality_duplicate")
+            raise ValidationFailed(
+                f"modality {name!r} is declared twice", code="schema_modality_duplicate"
+            )
         seen.add(name)
         entry = {"name": name, "kind": kind}
         if item.get("label"):
@@ -55,7 +61,9 @@ def normalise_label_space(raw: Any) -> list[str]:
         raise ValidationFailed("labels must be non-empty strings", code="schema_labels")
     dupes = sorted({label for label in labels if labels.count(label) > 1})
     if dupes:
-        raise ValidationFailed(f"labels appear twice in the label space: {', '.join(dupes)}", code="schema_labels")
+        raise ValidationFailed(
+            f"labels appear twice in the label space: {', '.join(dupes)}", code="schema_labels"
+        )
     return labels
 
 

@@ -17,7 +17,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 
 class ServiceError(Exception):
-    http_status = status.HTTP_400_BAD_REQUEST
+    http_status: int = status.HTTP_400_BAD_REQUEST
     default_code = "invalid"
 
     def __init__(self, message: str, *, code: str | None = None, details: Any = None) -> None:

@@ -80,9 +80,13 @@ _database_url = env_str("DATABASE_URL", _default_sqlite)
 try:
     _db = dj_database_url.parse(_database_url, conn_max_age=env_int("DB_CONN_MAX_AGE", 60))
 except Exception as exc:  # dj-database-url raises plain ValueError/KeyError on bad URLs
-    raise ImproperlyConfigured(f"DATABASE_URL={_database_url!r} is not a database URL: {exc}") from exc
+    raise ImproperlyConfigured(
+        f"DATABASE_URL={_database_url!r} is not a database URL: {exc}"
+    ) from exc
 if _db["ENGINE"] == "django.db.backends.sqlite3":
-    Path(_db["NAME"]).parent.mkdir(parents=True, exist_ok=True) if _db["NAME"] != ":memory:" else None
+    Path(_db["NAME"]).parent.mkdir(parents=True, exist_ok=True) if _db[
+        "NAME"
+    ] != ":memory:" else None
     # IMMEDIATE takes the write lock at BEGIN, so two lease transactions serialise instead of
     # both reading "room left" and deadlocking on upgrade; WAL lets readers run beside them.
     _db["CONN_MAX_AGE"] = 0

@@ -26,7 +26,11 @@ class ModelVersion(models.Model):
     # SHA-256 of the package's files (torchscript), so "immutable" is checkable.
     package_sha256 = models.CharField(max_length=64, blank=True)
     dataset = models.ForeignKey(
-        "annotation.Dataset", null=True, blank=True, on_delete=models.PROTECT, related_name="model_versions"
+        "annotation.Dataset",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="model_versions",
     )
     labels = models.JSONField(default=list)
     # model label → dataset label
@@ -63,5 +67,10 @@ class Score(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["model_version", "input_hash"], name="score_unique_input"),
+            models.UniqueConstraint(
+                fields=["model_version", "input_hash"], name="score_unique_input"
+            ),
         ]
+
+    def __str__(self) -> str:
+        return f"{self.model_version_id}:{self.input_hash[:12]} -> {self.predicted_label}"

@@ -11,7 +11,13 @@ from django.conf import settings
 from rest_framework.test import APIClient
 
 from annotation.models import Membership
-from tests.factories import CampaignFactory, DatasetFactory, ExampleFactory, MembershipFactory, UserFactory
+from tests.factories import (
+    CampaignFactory,
+    DatasetFactory,
+    ExampleFactory,
+    MembershipFactory,
+    UserFactory,
+)
 
 
 @pytest.fixture(autouse=True)

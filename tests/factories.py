@@ -39,7 +39,9 @@ class DatasetFactory(factory.django.DjangoModelFactory):
         model = Dataset
 
     name = factory.Sequence(lambda n: f"dataset-{n}")
-    modalities = factory.LazyFunction(lambda: [{"name": "image", "kind": "image"}, {"name": "text", "kind": "text"}])
+    modalities = factory.LazyFunction(
+        lambda: [{"name": "image", "kind": "image"}, {"name": "text", "kind": "text"}]
+    )
     label_space = factory.LazyFunction(lambda: ["yes", "no", "red", "blue"])
 
 

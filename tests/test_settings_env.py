@@ -27,11 +27,15 @@ def test_env_helpers_fail_loudly(monkeypatch):
 
 
 def _settings_in_subprocess(**extra: str) -> subprocess.CompletedProcess[str]:
-    child_env = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DEBUG", "DATABASE_URL"}}
+    child_env = {
+        k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DEBUG", "DATABASE_URL"}
+    }
     child_env.update(extra)
     child_env["DJANGO_SETTINGS_MODULE"] = "counterpoint.settings"
     code = "import django; django.setup(); from django.conf import settings; print(settings.DATABASES['default']['ENGINE'])"
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=child_env, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=child_env, timeout=60
+    )
 
 
 def test_secret_key_required_when_debug_off():

@@ -9,7 +9,12 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from annotation.access import campaign_for_user, campaigns_visible_to, can_manage_anything, dataset_for_user
+from annotation.access import (
+    campaign_for_user,
+    campaigns_visible_to,
+    can_manage_anything,
+    dataset_for_user,
+)
 from annotation.api.serializers import (
     CampaignExamplesAddSerializer,
     CampaignSerializer,
@@ -31,7 +36,10 @@ MANAGER = [Membership.Role.MANAGER]
 
 
 class CampaignViewSet(
-    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.UpdateModelMixin, viewsets.GenericViewSet
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.UpdateModelMixin,
+    viewsets.GenericViewSet,
 ):
     serializer_class = CampaignSerializer
 
@@ -51,14 +59,19 @@ class CampaignViewSet(
     @extend_schema(request=CampaignWriteSerializer, responses={201: CampaignSerializer})
     def create(self, request: Request) -> Response:
         if not can_manage_anything(request.user):
-            raise Forbidden("only staff and campaign managers may create campaigns", code="manager_required")
+            raise Forbidden(
+                "only staff and campaign managers may create campaigns", code="manager_required"
+            )
         ser = CampaignWriteSerializer(data=request.data)
         ser.is_valid(raise_exception=True)
         fields = dict(ser.validated_data)
         dataset = dataset_for_user(user=request.user, dataset_id=fields.pop("dataset").pk)
         name = fields.pop("name")
         campaign = campaign_create(dataset=dataset, name=name, created_by=request.user, **fields)
-        return Response(CampaignSerializer(self.get_queryset().get(pk=campaign.pk)).data, status=status.HTTP_201_CREATED)
+        return Response(
+            CampaignSerializer(self.get_queryset().get(pk=campaign.pk)).data,
+            status=status.HTTP_201_CREATED,
+        )
 
     @extend_schema(request=CampaignWriteSerializer, responses=CampaignSerializer)
     def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -86,7 +99,9 @@ class CampaignViewSet(
         ser = CampaignExamplesAddSerializer(data=request.data)
         ser.is_valid(raise_exception=True)
         added = campaign_add_examples(campaign=campaign, **ser.validated_data)
-        return Response({"added": added, "pool_size": campaign.items.count()}, status=status.HTTP_201_CREATED)
+        return Response(
+            {"added": added, "pool_size": campaign.items.count()}, status=status.HTTP_201_CREATED
+        )
 
     @extend_schema(responses=MembershipSerializer(many=True))
     @action(detail=True, methods=["get"], url_path="memberships")
@@ -106,7 +121,9 @@ class CampaignViewSet(
 
     @extend_schema(responses={204: None})
     @action(detail=True, methods=["delete"], url_path=r"memberships/(?P<membership_id>\d+)")
-    def remove_membership(self, request: Request, pk: Any = None, membership_id: Any = None) -> Response:
+    def remove_membership(
+        self, request: Request, pk: Any = None, membership_id: Any = None
+    ) -> Response:
         campaign = campaign_for_user(user=request.user, campaign_id=pk, roles=MANAGER)
         membership = campaign.memberships.filter(pk=membership_id).first()
         if membership is None:

@@ -20,7 +20,11 @@ class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     serializer_class = DatasetSerializer
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
-        return datasets_visible_to(user=self.request.user).annotate(example_count=Count("examples")).order_by("id")
+        return (
+            datasets_visible_to(user=self.request.user)
+            .annotate(example_count=Count("examples"))
+            .order_by("id")
+        )
 
     def get_object(self):  # type: ignore[no-untyped-def]
         dataset_for_user(user=self.request.user, dataset_id=self.kwargs["pk"])
@@ -29,7 +33,9 @@ class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     @extend_schema(request=DatasetCreateSerializer, responses={201: DatasetSerializer})
     def create(self, request: Request) -> Response:
         if not can_manage_anything(request.user):
-            raise Forbidden("only staff and campaign managers may create datasets", code="manager_required")
+            raise Forbidden(
+                "only staff and campaign managers may create datasets", code="manager_required"
+            )
         data = DatasetCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         dataset = dataset_create(created_by=request.user, **data.validated_data)

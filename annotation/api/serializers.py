@@ -12,14 +12,24 @@ class DatasetSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Dataset
-        fields = ["id", "name", "description", "modalities", "label_space", "example_count", "created_at"]
+        fields = [
+            "id",
+            "name",
+            "description",
+            "modalities",
+            "label_space",
+            "example_count",
+            "created_at",
+        ]
         read_only_fields = ["id", "created_at", "example_count"]
 
 
 class DatasetCreateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200)
     description = serializers.CharField(required=False, allow_blank=True, default="")
-    modalities = serializers.JSONField(help_text='[{"name": "image", "kind": "image"}, {"name": "text", "kind": "text"}]')
+    modalities = serializers.JSONField(
+        help_text='[{"name": "image", "kind": "image"}, {"name": "text", "kind": "text"}]'
+    )
     label_space = serializers.ListField(child=serializers.CharField(), min_length=1)
 
 
@@ -47,7 +57,9 @@ class ExampleSerializer(serializers.ModelSerializer):
 
 class CampaignSerializer(serializers.ModelSerializer):
     dataset_name = serializers.CharField(source="dataset.name", read_only=True)
-    model_ids = serializers.PrimaryKeyRelatedField(source="model_versions", many=True, read_only=True)
+    model_ids: serializers.PrimaryKeyRelatedField = serializers.PrimaryKeyRelatedField(
+        source="model_versions", many=True, read_only=True
+    )
     pool_size = serializers.IntegerField(read_only=True, required=False)
 
     class Meta:
@@ -85,7 +97,11 @@ class CampaignSerializer(serializers.ModelSerializer):
 class CampaignWriteSerializer(serializers.ModelSerializer):
     class Meta:
         model = Campaign
-        fields = [f for f in CampaignSerializer.Meta.fields if f not in CampaignSerializer.Meta.read_only_fields]
+        fields = [
+            f
+            for f in CampaignSerializer.Meta.fields
+            if f not in CampaignSerializer.Meta.read_only_fields
+        ]
         extra_kwargs = {"dataset": {"required": True}}
 
 

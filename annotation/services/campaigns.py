@@ -48,16 +48,22 @@ def _check_settings(dataset: Dataset, values: dict[str, Any]) -> dict[str, Any]:
     budgets = values.get("edit_budgets")
     if budgets is not None:
         if not isinstance(budgets, dict):
-            raise ValidationFailed("edit_budgets must map modality → fraction", code="campaign_edit_budgets")
+            raise ValidationFailed(
+                "edit_budgets must map modality → fraction", code="campaign_edit_budgets"
+            )
         for mod, budget in budgets.items():
             if mod not in names:
-                raise ValidationFailed(f"edit_budgets names unknown modality {mod!r}", code="campaign_edit_budgets")
+                raise ValidationFailed(
+                    f"edit_budgets names unknown modality {mod!r}", code="campaign_edit_budgets"
+                )
             if not isinstance(budget, int | float) or not 0 < float(budget) <= 1:
                 raise ValidationFailed(
                     f"edit budget for {mod!r} must be a fraction in (0, 1], got {budget!r}",
                     code="campaign_edit_budgets",
                 )
-    if "redundancy" in values and (not isinstance(values["redundancy"], int) or values["redundancy"] < 1):
+    if "redundancy" in values and (
+        not isinstance(values["redundancy"], int) or values["redundancy"] < 1
+    ):
         raise ValidationFailed("redundancy must be a whole number ≥ 1", code="campaign_redundancy")
     if "gold_rate" in values and not 0 <= float(values["gold_rate"]) <= 1:
         raise ValidationFailed("gold_rate must be between 0 and 1", code="campaign_gold_rate")
@@ -65,38 +71,62 @@ def _check_settings(dataset: Dataset, values: dict[str, Any]) -> dict[str, Any]:
     ver = values.get("validations_to_verify")
     if req is not None and ver is not None and ver > req:
         raise ValidationFailed(
-            "validations_to_verify cannot exceed validations_required", code="campaign_validation_rule"
+            "validations_to_verify cannot exceed validations_required",
+            code="campaign_validation_rule",
         )
     if "status" in values and values["status"] not in Campaign.Status.values:
-        raise ValidationFailed(f"status must be one of {Campaign.Status.values}", code="campaign_status")
+        raise ValidationFailed(
+            f"status must be one of {Campaign.Status.values}", code="campaign_status"
+        )
     if "feedback_arm" in values and values["feedback_arm"] not in Campaign.FeedbackArm.values:
-        raise ValidationFailed(f"feedback_arm must be one of {Campaign.FeedbackArm.values}", code="campaign_arm")
+        raise ValidationFailed(
+            f"feedback_arm must be one of {Campaign.FeedbackArm.values}", code="campaign_arm"
+        )
     return values
 
 
-def campaign_create(*, dataset: Dataset, name: str, created_by: Any = None, **fields: Any) -> Campaign:
+def campaign_create(
+    *, dataset: Dataset, name: str, created_by: Any = None, **fields: Any
+) -> Campaign:
     unknown = set(fields) - set(SETTABLE_FIELDS)
     if unknown:
-        raise ValidationFailed(f"unknown campaign settings: {', '.join(sorted(unknown))}", code="campaign_unknown_field")
+        raise ValidationFailed(
+            f"unknown campaign settings: {', '.join(sorted(unknown))}",
+            code="campaign_unknown_field",
+        )
     fields.setdefault("editable_modalities", dataset.modality_names())
     fields.setdefault(
-        "edit_budgets", {m["name"]: DEFAULT_BUDGETS[m["kind"]] for m in dataset.modalities if m["name"] in fields["editable_modalities"]}
+        "edit_budgets",
+        {
+            m["name"]: DEFAULT_BUDGETS[m["kind"]]
+            for m in dataset.modalities
+            if m["name"] in fields["editable_modalities"]
+        },
     )
     _check_settings(dataset, fields)
     try:
         with transaction.atomic():
-            campaign = Campaign.objects.create(dataset=dataset, name=name, created_by=created_by, **fields)
+            campaign = Campaign.objects.create(
+                dataset=dataset, name=name, created_by=created_by, **fields
+            )
             if created_by is not None:
-                Membership.objects.create(campaign=campaign, user=created_by, role=Membership.Role.MANAGER)
+                Membership.objects.create(
+                    campaign=campaign, user=created_by, role=Membership.Role.MANAGER
+                )
     except IntegrityError:
-        raise Conflict(f"a campaign named {name!r} already exists", code="campaign_name_taken") from None
+        raise Conflict(
+            f"a campaign named {name!r} already exists", code="campaign_name_taken"
+        ) from None
     return campaign
 
 
 def campaign_update(*, campaign: Campaign, **fields: Any) -> Campaign:
     unknown = set(fields) - set(SETTABLE_FIELDS)
     if unknown:
-        raise ValidationFailed(f"unknown campaign settings: {', '.join(sorted(unknown))}", code="campaign_unknown_field")
+        raise ValidationFailed(
+            f"unknown campaign settings: {', '.join(sorted(unknown))}",
+            code="campaign_unknown_field",
+        )
     merged = {k: getattr(campaign, k) for k in SETTABLE_FIELDS} | fields
     _check_settings(campaign.dataset, merged)
     for key, value in fields.items():
@@ -123,7 +153,8 @@ def campaign_add_examples(
         missing = sorted(set(example_ids) - found)
         if missing:
             raise ValidationFailed(
-                f"examples {missing[:10]} are not in dataset {campaign.dataset.name!r}", code="campaign_examples_unknown"
+                f"examples {missing[:10]} are not in dataset {campaign.dataset.name!r}",
+                code="campaign_examples_unknown",
             )
     if split:
         qs = qs.filter(split=split)
@@ -132,7 +163,9 @@ def campaign_add_examples(
     if limit is not None:
         ids = sorted(rng.sample(ids, min(limit, len(ids))))
     with transaction.atomic():
-        present = set(CampaignExample.objects.filter(campaign=campaign).values_list("example_id", flat=True))
+        present = set(
+            CampaignExample.objects.filter(campaign=campaign).values_list("example_id", flat=True)
+        )
         fresh = [(i, label) for i, label in ids if i not in present]
         start = CampaignExample.objects.filter(campaign=campaign).count()
         order = list(range(start, start + len(fresh)))
@@ -163,7 +196,9 @@ def _arm_for(campaign: Campaign, user_id: int) -> str:
 
 def membership_add(*, campaign: Campaign, user: Any, role: str) -> Membership:
     if role not in Membership.Role.values:
-        raise ValidationFailed(f"role must be one of {Membership.Role.values}", code="membership_role")
+        raise ValidationFailed(
+            f"role must be one of {Membership.Role.values}", code="membership_role"
+        )
     membership, _ = Membership.objects.get_or_create(
         campaign=campaign, user=user, role=role, defaults={"arm": _arm_for(campaign, user.pk)}
     )
@@ -175,7 +210,9 @@ def membership_add_by_username(*, campaign: Campaign, username: str, role: str) 
     try:
         user = User.objects.get(username=username)
     except User.DoesNotExist:
-        raise ValidationFailed(f"no user named {username!r}", code="membership_unknown_user") from None
+        raise ValidationFailed(
+            f"no user named {username!r}", code="membership_unknown_user"
+        ) from None
     return membership_add(campaign=campaign, user=user, role=role)
 
 

@@ -17,10 +17,16 @@ def dataset_create(
     try:
         with transaction.atomic():
             return Dataset.objects.create(
-                name=name, description=description, modalities=mods, label_space=labels, created_by=created_by
+                name=name,
+                description=description,
+                modalities=mods,
+                label_space=labels,
+                created_by=created_by,
             )
     except IntegrityError:
-        raise Conflict(f"a dataset named {name!r} already exists", code="dataset_name_taken") from None
+        raise Conflict(
+            f"a dataset named {name!r} already exists", code="dataset_name_taken"
+        ) from None
 
 
 def dataset_get_or_create(
@@ -30,7 +36,11 @@ def dataset_get_or_create(
     existing = Dataset.objects.filter(name=name).first()
     if existing is None:
         return dataset_create(
-            name=name, modalities=modalities, label_space=label_space, description=description, created_by=created_by
+            name=name,
+            modalities=modalities,
+            label_space=label_space,
+            description=description,
+            created_by=created_by,
         ), True
     mods = normalise_modalities(modalities)
     labels = normalise_label_space(label_space)

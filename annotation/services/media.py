@@ -19,7 +19,12 @@ from PIL import Image, UnidentifiedImageError
 from annotation.models import Media
 from counterpoint.errors import ValidationFailed
 
-ALLOWED_IMAGE_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "GIF": "image/gif", "WEBP": "image/webp"}
+ALLOWED_IMAGE_FORMATS = {
+    "PNG": "image/png",
+    "JPEG": "image/jpeg",
+    "GIF": "image/gif",
+    "WEBP": "image/webp",
+}
 
 
 @dataclass(frozen=True)
@@ -31,7 +36,9 @@ class CheckedImage:
     height: int
 
 
-def check_image_bytes(data: bytes, *, max_bytes: int | None = None, max_pixels: int | None = None) -> CheckedImage:
+def check_image_bytes(
+    data: bytes, *, max_bytes: int | None = None, max_pixels: int | None = None
+) -> CheckedImage:
     """Validate image bytes without touching storage. Raises ValidationFailed with a rule code:
     image_empty, image_too_large, image_not_an_image, image_format, image_too_many_pixels,
     image_truncated."""
@@ -41,21 +48,29 @@ def check_image_bytes(data: bytes, *, max_bytes: int | None = None, max_pixels: 
         raise ValidationFailed("the image file is empty", code="image_empty")
     if len(data) > max_bytes:
         raise ValidationFailed(
-            f"the image is {len(data):,} bytes, over the cap of {max_bytes:,} bytes", code="image_too_large"
+            f"the image is {len(data):,} bytes, over the cap of {max_bytes:,} bytes",
+            code="image_too_large",
         )
     try:
         with Image.open(io.BytesIO(data)) as probe:
             fmt = probe.format or ""
             width, height = probe.size
     except UnidentifiedImageError:
-        raise ValidationFailed("the file is not an image Pillow can read", code="image_not_an_image") from None
+        raise ValidationFailed(
+            "the file is not an image Pillow can read", code="image_not_an_image"
+        ) from None
     except Image.DecompressionBombError as exc:
-        raise ValidationFailed(f"the image is a decompression bomb: {exc}", code="image_too_many_pixels") from None
+        raise ValidationFailed(
+            f"the image is a decompression bomb: {exc}", code="image_too_many_pixels"
+        ) from None
     except Exception as exc:
-        raise ValidationFailed(f"the image header is unreadable: {exc}", code="image_not_an_image") from None
+        raise ValidationFailed(
+            f"the image header is unreadable: {exc}", code="image_not_an_image"
+        ) from None
     if fmt not in ALLOWED_IMAGE_FORMATS:
         raise ValidationFailed(
-            f"image format {fmt or 'unknown'} is not accepted (use PNG, JPEG, GIF or WebP)", code="image_format"
+            f"image format {fmt or 'unknown'} is not accepted (use PNG, JPEG, GIF or WebP)",
+            code="image_format",
         )
     # The declared size is checked before decoding, so a bomb costs nothing to refuse.
     if width * height > max_pixels:
@@ -69,7 +84,9 @@ def check_image_bytes(data: bytes, *, max_bytes: int | None = None, max_pixels: 
             with Image.open(io.BytesIO(data)) as img:
                 img.load()
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombWarning) as exc:
-        raise ValidationFailed(f"the image is truncated or corrupt: {exc}", code="image_truncated") from None
+        raise ValidationFailed(
+            f"the image is truncated or corrupt: {exc}", code="image_truncated"
+        ) from None
     return CheckedImage(
         data=data,
         sha256=hashlib.sha256(data).hexdigest(),
@@ -80,7 +97,9 @@ def check_image_bytes(data: bytes, *, max_bytes: int | None = None, max_pixels: 
 
 
 def media_relative_path(sha256: str, mime_type: str) -> str:
-    ext = {"image/png": "png", "image/jpeg": "jpg", "image/gif": "gif", "image/webp": "webp"}.get(mime_type, "bin")
+    ext = {"image/png": "png", "image/jpeg": "jpg", "image/gif": "gif", "image/webp": "webp"}.get(
+        mime_type, "bin"
+    )
     return f"media/{sha256[:2]}/{sha256[2:4]}/{sha256}.{ext}"
 
 
@@ -123,12 +142,14 @@ def media_store(*, checked: CheckedImage) -> Media:
         return Media.objects.get(sha256=checked.sha256)
 
 
-def media_store_bytes(*, data: bytes, max_bytes: int | None = None, max_pixels: int | None = None) -> Media:
+def media_store_bytes(
+    *, data: bytes, max_bytes: int | None = None, max_pixels: int | None = None
+) -> Media:
     return media_store(checked=check_image_bytes(data, max_bytes=max_bytes, max_pixels=max_pixels))
 
 
 def media_path(media: Media) -> Path:
-    return Path(settings.MEDIA_ROOT) / media.file.name
+    return Path(settings.MEDIA_ROOT) / str(media.file.name)
 
 
 def media_read(media: Media) -> bytes:

@@ -8,25 +8,35 @@ from tests.factories import ExampleFactory
 pytestmark = pytest.mark.django_db
 
 
-def test_manager_creates_dataset_and_campaign_and_invites(api, manager, dataset, examples, annotator):
+def test_manager_creates_dataset_and_campaign_and_invites(
+    api, manager, dataset, examples, annotator
+):
     client = api(manager)
     r = client.post(
         "/api/v1/datasets/",
-        {"name": "pets", "modalities": [{"name": "photo", "kind": "image"}, {"name": "caption", "kind": "text"}],
-         "label_space": ["cat", "dog"]},
+        {
+            "name": "pets",
+            "modalities": [{"name": "photo", "kind": "image"}, {"name": "caption", "kind": "text"}],
+            "label_space": ["cat", "dog"],
+        },
         format="json",
     )
     assert r.status_code == 201, r.content
     pets = Dataset.objects.get(name="pets")
     assert pets.created_by == manager
 
-    r = client.post("/api/v1/campaigns/", {"name": "pets-1", "dataset": pets.id, "redundancy": 2}, format="json")
+    r = client.post(
+        "/api/v1/campaigns/", {"name": "pets-1", "dataset": pets.id, "redundancy": 2}, format="json"
+    )
     assert r.status_code == 201, r.content
     campaign = Campaign.objects.get(name="pets-1")
     assert campaign.editable_modalities == ["photo", "caption"]
     assert Membership.objects.filter(campaign=campaign, user=manager, role="manager").exists()
 
-    r = client.post(f"/api/v1/campaigns/{campaign.id}/memberships/", {"username": annotator.username, "role": "annotator"})
+    r = client.post(
+        f"/api/v1/campaigns/{campaign.id}/memberships/",
+        {"username": annotator.username, "role": "annotator"},
+    )
     assert r.status_code == 201, r.content
     assert r.json()["arm"] == "shown"
 
@@ -55,14 +65,18 @@ def test_campaign_rejects_unknown_editable_modality(api, manager, dataset):
 
 
 def test_over_budget_setting_is_refused(api, manager, campaign):
-    r = api(manager).patch(f"/api/v1/campaigns/{campaign.id}/", {"edit_budgets": {"image": 1.5}}, format="json")
+    r = api(manager).patch(
+        f"/api/v1/campaigns/{campaign.id}/", {"edit_budgets": {"image": 1.5}}, format="json"
+    )
     assert r.status_code == 400
     assert r.json()["error"]["code"] == "campaign_edit_budgets"
 
 
 def test_examples_paginated_and_filtered(api, manager, campaign, dataset):
     for i in range(7):
-        ExampleFactory(dataset=dataset, label="yes" if i % 2 else "no", split="train" if i < 3 else "test")
+        ExampleFactory(
+            dataset=dataset, label="yes" if i % 2 else "no", split="train" if i < 3 else "test"
+        )
     client = api(manager)
     r = client.get(f"/api/v1/datasets/{dataset.id}/examples/?split=test&label=yes")
     assert r.status_code == 200
@@ -94,7 +108,19 @@ def test_media_served_to_signed_in_users_only(client, manager, examples):
         ("staff", 200, 200, 200),
     ],
 )
-def test_campaign_permission_matrix(api, request, campaign, manager, annotator, outsider, staff, who, list_status, detail_status, patch_status):
+def test_campaign_permission_matrix(
+    api,
+    request,
+    campaign,
+    manager,
+    annotator,
+    outsider,
+    staff,
+    who,
+    list_status,
+    detail_status,
+    patch_status,
+):
     user = request.getfixturevalue(who)
     client = api(user)
     r = client.get("/api/v1/campaigns/")
@@ -125,13 +151,17 @@ def test_campaign_add_examples_is_idempotent_and_seeded(api, manager, campaign, 
     client = api(manager)
     r = client.post(f"/api/v1/campaigns/{campaign.id}/examples/", {"limit": 6}, format="json")
     assert r.status_code == 201 and r.json()["added"] == 6
-    first = list(CampaignExample.objects.filter(campaign=campaign).values_list("example_id", "rank"))
+    first = list(
+        CampaignExample.objects.filter(campaign=campaign).values_list("example_id", "rank")
+    )
     r = client.post(f"/api/v1/campaigns/{campaign.id}/examples/", {"limit": 6}, format="json")
     assert r.json()["added"] == 0
     assert sorted(rank for _, rank in first) == list(range(6))
 
 
-def test_list_campaigns_query_count_is_flat(api, manager, campaign, dataset, django_assert_max_num_queries):
+def test_list_campaigns_query_count_is_flat(
+    api, manager, campaign, dataset, django_assert_max_num_queries
+):
     from tests.factories import CampaignFactory, MembershipFactory
 
     for _ in range(5):
@@ -142,7 +172,9 @@ def test_list_campaigns_query_count_is_flat(api, manager, campaign, dataset, dja
 
 
 def test_token_auth(client, manager):
-    r = client.post("/api/v1/auth/token/", {"username": manager.username, "password": "pw-for-tests"})
+    r = client.post(
+        "/api/v1/auth/token/", {"username": manager.username, "password": "pw-for-tests"}
+    )
     assert r.status_code == 200
     token = r.json()["token"]
     r = client.get("/api/v1/campaigns/", HTTP_AUTHORIZATION=f"Token {token}")

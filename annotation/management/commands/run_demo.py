@@ -23,7 +23,11 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **opts: Any) -> None:
         bin_dir = os.path.dirname(sys.executable)
         env = dict(os.environ)
-        subprocess.run([sys.executable, "manage.py", "collectstatic", "--no-input", "-v", "0"], check=True, env=env)
+        subprocess.run(
+            [sys.executable, "manage.py", "collectstatic", "--no-input", "-v", "0"],
+            check=True,
+            env=env,
+        )
         web = subprocess.Popen(
             [
                 os.path.join(bin_dir, "gunicorn"),
@@ -57,7 +61,9 @@ class Command(BaseCommand):
             env=env,
         )
         procs = [web, worker]
-        self.stdout.write(self.style.SUCCESS(f"Counterpoint is up at http://{opts['bind']}/ — Ctrl-C stops it."))
+        self.stdout.write(
+            self.style.SUCCESS(f"Counterpoint is up at http://{opts['bind']}/ — Ctrl-C stops it.")
+        )
         stopping = False
 
         def stop(*_: Any) -> None:
@@ -71,7 +77,9 @@ class Command(BaseCommand):
             while not stopping:
                 for p in procs:
                     if p.poll() is not None:
-                        self.stderr.write(f"{p.args[0]} exited with {p.returncode}; stopping the demo")
+                        self.stderr.write(
+                            f"{p.args[0]} exited with {p.returncode}; stopping the demo"
+                        )
                         code = p.returncode or 1
                         stopping = True
                 time.sleep(0.5)

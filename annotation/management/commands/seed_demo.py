@@ -32,16 +32,22 @@ INSTRUCTIONS = (
 
 
 class Command(BaseCommand):
-    help = "Create (or refresh) the demo campaign on easy-VQA with demo accounts and reference models."
+    help = (
+        "Create (or refresh) the demo campaign on easy-VQA with demo accounts and reference models."
+    )
 
     def add_arguments(self, parser: Any) -> None:
-        parser.add_argument("--examples", type=int, default=300, help="campaign pool size (default 300)")
+        parser.add_argument(
+            "--examples", type=int, default=300, help="campaign pool size (default 300)"
+        )
         parser.add_argument("--split", default="test")
 
     def handle(self, *args: Any, **opts: Any) -> None:
         report = easyvqa_import(split=opts["split"], dataset_name="easy-VQA")
         dataset = report.dataset
-        self.stdout.write(f"dataset {dataset.name}: {dataset.examples.count()} examples ({report.created} new)")
+        self.stdout.write(
+            f"dataset {dataset.name}: {dataset.examples.count()} examples ({report.created} new)"
+        )
 
         creds_path = Path(settings.VAR_DIR) / "demo-credentials.json"
         creds: dict[str, str] = json.loads(creds_path.read_text()) if creds_path.exists() else {}
@@ -76,7 +82,9 @@ class Command(BaseCommand):
                     seed=7,
                 )
             if campaign.items.count() < opts["examples"]:
-                campaign_add_examples(campaign=campaign, split=opts["split"], limit=opts["examples"])
+                campaign_add_examples(
+                    campaign=campaign, split=opts["split"], limit=opts["examples"]
+                )
             for username, roles, _staff in PEOPLE:
                 for role in roles:
                     membership_add(campaign=campaign, user=users[username], role=role)
