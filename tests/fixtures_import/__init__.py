@@ -1,0 +1,1 @@
+"""Builders for import tests (manifests, PNGs, snapshots), generated in tmp_path."""
