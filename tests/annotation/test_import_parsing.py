@@ -33,7 +33,8 @@ from tests.fixtures_import.builders import (
 )
 
 SCHEMA = Schema(
-    modalities=[{"name": "image", "kind": "image"}, {"name": "text", "kind": "text"}], label_space=["yes", "no"]
+    modalities=[{"name": "image", "kind": "image"}, {"name": "text", "kind": "text"}],
+    label_space=["yes", "no"],
 )
 CAPS = {"max_bytes": 1_000_000, "max_pixels": 10_000_000}
 
@@ -42,10 +43,17 @@ def reader(base: Path | None, **caps: int) -> ImageReader:
     return ImageReader(base_dir=base, **{**CAPS, **caps})
 
 
-def read(path: Path, fmt: str = "jsonl", *, schema: Schema = SCHEMA, max_text: int = 1000, **caps: int):
+def read(
+    path: Path, fmt: str = "jsonl", *, schema: Schema = SCHEMA, max_text: int = 1000, **caps: int
+):
     r = reader(path.parent, **caps)
     return read_manifest(
-        path=path, fmt=fmt, schema=schema, images=r, max_text_chars=max_text, max_image_bytes=r.max_bytes
+        path=path,
+        fmt=fmt,
+        schema=schema,
+        images=r,
+        max_text_chars=max_text,
+        max_image_bytes=r.max_bytes,
     )
 
 
@@ -101,7 +109,9 @@ def test_a_symlinked_folder_pointing_outside_is_refused(tmp_path: Path) -> None:
 def test_each_file_is_read_once_and_identical_bytes_decoded_once(tmp_path: Path) -> None:
     write_images(tmp_path, **{"a.png": png(), "b.png": png(), "c.png": png((1, 2, 3))})
     r = reader(tmp_path)
-    infos = [r.read(v) for v in ["img/a.png", "img/a.png", "img/b.png", "img/c.png", data_uri(png())]]
+    infos = [
+        r.read(v) for v in ["img/a.png", "img/a.png", "img/b.png", "img/c.png", data_uri(png())]
+    ]
     assert r.files_read == 3
     assert r.images_decoded == 2  # a == b == the data URI; c differs
     assert infos[0].sha256 == infos[2].sha256 == infos[4].sha256 != infos[3].sha256
@@ -192,7 +202,13 @@ def test_good_manifest_with_path_and_data_uri(tmp_path: Path) -> None:
     result = read(path)
     assert result.errors == [] and result.fatal == []
     a, b = result.rows
-    assert (a.line, a.external_id, a.label, a.split, a.metadata) == (1, "a", "yes", "test", {"k": 1})
+    assert (a.line, a.external_id, a.label, a.split, a.metadata) == (
+        1,
+        "a",
+        "yes",
+        "test",
+        {"k": 1},
+    )
     assert (b.line, b.label, b.split) == (3, None, "")
     assert a.values["text"] == "is it red?" and len(a.values["image"]) == 64
 
@@ -203,15 +219,31 @@ def test_good_manifest_with_path_and_data_uri(tmp_path: Path) -> None:
         ("{not json", "line", E.JSON_MALFORMED),
         ("[1, 2]", "line", E.RECORD_NOT_OBJECT),
         (b"\xff\xfe not utf-8", "line", E.TEXT_NOT_UTF8),
-        ('{"external_id": "x", "values": {"image": "img/a.png", "text": "\\udc80"}}', "values.text", E.TEXT_NOT_UTF8),
-        ('{"external_id": "x", "values": {"image": "img/a.png", "text": "a\\u0000b"}}', "values.text", E.TEXT_NUL),
+        (
+            '{"external_id": "x", "values": {"image": "img/a.png", "text": "\\udc80"}}',
+            "values.text",
+            E.TEXT_NOT_UTF8,
+        ),
+        (
+            '{"external_id": "x", "values": {"image": "img/a.png", "text": "a\\u0000b"}}',
+            "values.text",
+            E.TEXT_NUL,
+        ),
         ({"values": {"image": "img/a.png", "text": "t"}}, "external_id", E.FIELD_MISSING),
         ({"external_id": "x"}, "values", E.FIELD_MISSING),
         ({"external_id": "x", "values": {"image": "img/a.png"}}, "values.text", E.FIELD_MISSING),
         ({"external_id": "x", "values": "img/a.png"}, "values", E.FIELD_TYPE),
-        ({"external_id": "x", "values": {"image": "img/a.png", "text": 5}}, "values.text", E.FIELD_TYPE),
+        (
+            {"external_id": "x", "values": {"image": "img/a.png", "text": 5}},
+            "values.text",
+            E.FIELD_TYPE,
+        ),
         (line("x", audio="a.wav"), "audio", E.FIELD_UNKNOWN),
-        ({"external_id": "x", "values": {"image": "img/a.png", "text": "t", "audio": "a"}}, "values.audio", E.MODALITY_UNKNOWN),
+        (
+            {"external_id": "x", "values": {"image": "img/a.png", "text": "t", "audio": "a"}},
+            "values.audio",
+            E.MODALITY_UNKNOWN,
+        ),
         (line("x", label="maybe"), "label", E.LABEL_UNKNOWN),
         (line("x", metadata=[1]), "metadata", E.FIELD_TYPE),
         (line("x", text="x" * 1001), "values.text", E.TEXT_TOO_LONG),
@@ -219,7 +251,9 @@ def test_good_manifest_with_path_and_data_uri(tmp_path: Path) -> None:
         (line("x", image="../a.png"), "values.image", E.PATH_TRAVERSAL),
     ],
 )
-def test_each_bad_record_names_line_field_and_rule(tmp_path: Path, record, field: str, code: str) -> None:
+def test_each_bad_record_names_line_field_and_rule(
+    tmp_path: Path, record, field: str, code: str
+) -> None:
     write_images(tmp_path, **{"a.png": png()})
     path = write_jsonl(tmp_path, [line("ok"), record])
     result = read(path)
@@ -232,7 +266,13 @@ def test_every_bad_line_is_reported_not_just_the_first(tmp_path: Path) -> None:
     write_images(tmp_path, **{"a.png": png()})
     path = write_jsonl(
         tmp_path,
-        [line("a"), "{oops", line("a"), line("c", label="maybe", image="img/missing.png"), line("d")],
+        [
+            line("a"),
+            "{oops",
+            line("a"),
+            line("c", label="maybe", image="img/missing.png"),
+            line("d"),
+        ],
     )
     result = read(path)
     assert [r.external_id for r in result.rows] == ["a", "d"]
@@ -270,20 +310,28 @@ def test_csv_with_metadata_columns(tmp_path: Path) -> None:
     (tmp_path / "m.csv").write_text(
         "external_id,image,text,label,split,metadata,metadata.source\n"
         'a,img/a.png,"is it, red?",yes,test,"{""k"": 1}",web\n'
-        "b,img/a.png,\"multi\nline\",,,,\n",
+        'b,img/a.png,"multi\nline",,,,\n',
         encoding="utf-8",
     )
     result = read(tmp_path / "m.csv", "csv")
     assert result.errors == [] and result.fatal == []
     a, b = result.rows
-    assert (a.line, a.values["text"], a.metadata, a.split) == (2, "is it, red?", {"k": 1, "source": "web"}, "test")
+    assert (a.line, a.values["text"], a.metadata, a.split) == (
+        2,
+        "is it, red?",
+        {"k": 1, "source": "web"},
+        "test",
+    )
     assert (b.line, b.values["text"], b.label, b.metadata) == (3, "multi\nline", None, {})
 
 
 def test_csv_header_problems_are_fatal(tmp_path: Path) -> None:
     (tmp_path / "m.csv").write_text("external_id,image,audio\na,img/a.png,x\n")
     fatal = read(tmp_path / "m.csv", "csv").fatal
-    assert sorted((e.field, e.code) for e in fatal) == [("audio", E.MODALITY_UNKNOWN), ("text", E.FIELD_MISSING)]
+    assert sorted((e.field, e.code) for e in fatal) == [
+        ("audio", E.MODALITY_UNKNOWN),
+        ("text", E.FIELD_MISSING),
+    ]
 
 
 def test_csv_bad_rows(tmp_path: Path) -> None:
@@ -310,7 +358,10 @@ def test_csv_bad_rows(tmp_path: Path) -> None:
 def test_schema_file_and_flags(tmp_path: Path) -> None:
     p = tmp_path / "schema.json"
     p.write_text(json.dumps({"modalities": ["image:image", "text:text"], "labels": ["a", "b"]}))
-    assert load_schema_file(p) == {"modalities": ["image:image", "text:text"], "label_space": ["a", "b"]}
+    assert load_schema_file(p) == {
+        "modalities": ["image:image", "text:text"],
+        "label_space": ["a", "b"],
+    }
     assert parse_modalities_flag("image:image, text:text") == ["image:image", "text:text"]
     assert parse_labels_flag("a,b ,c") == ["a", "b", "c"]
     assert parse_labels_flag('["a,1", "b"]') == ["a,1", "b"]
@@ -356,19 +407,35 @@ def test_zip_limits(tmp_path: Path) -> None:
     target.mkdir()
     archive = _zip(tmp_path / "a.zip", {"img/a.png": png(), "big.bin": b"\0" * 5000})
     with pytest.raises(ValidationFailed) as exc:
-        extract_zip(archive=archive, target=target, max_files=1, max_total_bytes=10**6, max_member_bytes=10**6)
+        extract_zip(
+            archive=archive,
+            target=target,
+            max_files=1,
+            max_total_bytes=10**6,
+            max_member_bytes=10**6,
+        )
     assert exc.value.code == E.ARCHIVE_TOO_MANY_FILES
     with pytest.raises(ValidationFailed) as exc:
-        extract_zip(archive=archive, target=target, max_files=10, max_total_bytes=1000, max_member_bytes=10**6)
+        extract_zip(
+            archive=archive,
+            target=target,
+            max_files=10,
+            max_total_bytes=1000,
+            max_member_bytes=10**6,
+        )
     assert exc.value.code == E.ARCHIVE_TOO_LARGE
     # An oversized member is cut just past the cap, so the image check will call it too large.
-    n = extract_zip(archive=archive, target=target, max_files=10, max_total_bytes=10**6, max_member_bytes=100)
+    n = extract_zip(
+        archive=archive, target=target, max_files=10, max_total_bytes=10**6, max_member_bytes=100
+    )
     assert n == 2 and (target / "big.bin").stat().st_size == 101
     assert (target / "img" / "a.png").read_bytes()[:8] == png()[:8]
     bad = tmp_path / "bad.zip"
     bad.write_bytes(b"PK not a zip")
     with pytest.raises(ValidationFailed) as exc:
-        extract_zip(archive=bad, target=target, max_files=10, max_total_bytes=10, max_member_bytes=10)
+        extract_zip(
+            archive=bad, target=target, max_files=10, max_total_bytes=10, max_member_bytes=10
+        )
     assert exc.value.code == E.ARCHIVE_INVALID
 
 
@@ -402,7 +469,11 @@ def test_read_split_matches_the_package() -> None:
     questions, paths = read_split("test")
     texts, answers, image_ids = easy_vqa.get_test_questions()
     assert len(questions) == len(texts)
-    assert (questions[5].text, questions[5].answer, questions[5].image_id) == (texts[5], answers[5], image_ids[5])
+    assert (questions[5].text, questions[5].answer, questions[5].image_id) == (
+        texts[5],
+        answers[5],
+        image_ids[5],
+    )
     assert set(paths) >= set(image_ids)
     with pytest.raises(ValidationFailed):
         read_split("validation")

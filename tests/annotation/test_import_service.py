@@ -72,7 +72,11 @@ def test_manifest_import_stores_examples_and_media_once(tmp_path: Path) -> None:
     ds = Dataset.objects.get(name="pets")
     assert ds.created_by == user and ds.label_space == ["yes", "no"]
     rows = {e.external_id: e for e in Example.objects.filter(dataset=ds)}
-    assert rows["a"].split == "train" and rows["a"].metadata == {"source": "x"} and rows["c"].label is None
+    assert (
+        rows["a"].split == "train"
+        and rows["a"].metadata == {"source": "x"}
+        and rows["c"].label is None
+    )
     assert rows["a"].values["image"] == rows["c"].values["image"] != rows["b"].values["image"]
     assert rows["b"].values["image"] == rows["d"].values["image"]
     assert all(e.content_hash == content_hash(e.values) for e in rows.values())
@@ -98,7 +102,9 @@ def test_rerun_is_a_no_op_and_new_lines_are_added(tmp_path: Path) -> None:
 def test_existing_dataset_supplies_the_schema_and_must_match_it(tmp_path: Path) -> None:
     write_images(tmp_path, **{"a.png": png()})
     run(write_jsonl(tmp_path, [line("a")]))
-    report = manifest_import(dataset_name="pets", manifest_path=write_jsonl(tmp_path, [line("b")]), fmt="jsonl")
+    report = manifest_import(
+        dataset_name="pets", manifest_path=write_jsonl(tmp_path, [line("b")]), fmt="jsonl"
+    )
     assert report.created == 1
     before = snapshot()
     with pytest.raises(Conflict) as exc:
@@ -118,7 +124,9 @@ def test_schema_file(tmp_path: Path) -> None:
     write_images(tmp_path, **{"a.png": png()})
     schema = tmp_path / "schema.json"
     schema.write_text(json.dumps({**SCHEMA, "description": "pets"}))
-    report = run(write_jsonl(tmp_path, [line("a")]), modalities=None, label_space=None, schema_path=schema)
+    report = run(
+        write_jsonl(tmp_path, [line("a")]), modalities=None, label_space=None, schema_path=schema
+    )
     assert report.created == 1 and report.dataset.description == "pets"
 
 
@@ -160,7 +168,10 @@ def _case(tmp_path: Path, name: str) -> tuple[Path, dict[str, Any]]:
         "record_not_object": '"just a string"',
         "field_missing": {"external_id": "x", "values": {"image": "img/a.png"}},
         "field_missing_id": {"values": {"image": "img/a.png", "text": "t"}},
-        "modality_unknown": {"external_id": "x", "values": {"image": "img/a.png", "text": "t", "audio": "a"}},
+        "modality_unknown": {
+            "external_id": "x",
+            "values": {"image": "img/a.png", "text": "t", "audio": "a"},
+        },
         "label_unknown": line("x", label="maybe"),
         "external_id_duplicate": line("good"),
         "file_missing": line("x", image="img/nope.png"),
@@ -212,7 +223,9 @@ BAD_CASES = {
 
 
 @pytest.mark.parametrize("name", sorted(BAD_CASES))
-def test_bad_line_fails_the_whole_import_and_changes_nothing(tmp_path: Path, settings: Any, name: str) -> None:
+def test_bad_line_fails_the_whole_import_and_changes_nothing(
+    tmp_path: Path, settings: Any, name: str
+) -> None:
     path, kw = _case(tmp_path, name)
     if "max_bytes" in kw:
         settings.IMPORT_MAX_IMAGE_BYTES = kw["max_bytes"]
@@ -226,7 +239,9 @@ def test_bad_line_fails_the_whole_import_and_changes_nothing(tmp_path: Path, set
 
 
 @pytest.mark.parametrize("name", sorted(BAD_CASES))
-def test_skip_invalid_imports_the_good_line_and_reports_the_bad(tmp_path: Path, settings: Any, name: str) -> None:
+def test_skip_invalid_imports_the_good_line_and_reports_the_bad(
+    tmp_path: Path, settings: Any, name: str
+) -> None:
     path, kw = _case(tmp_path, name)
     if "max_bytes" in kw:
         settings.IMPORT_MAX_IMAGE_BYTES = kw["max_bytes"]
@@ -239,7 +254,9 @@ def test_skip_invalid_imports_the_good_line_and_reports_the_bad(tmp_path: Path, 
     assert Media.objects.count() == 1 and len([f for f in media_files() if f.endswith(".png")]) == 1
 
 
-def test_decompression_bomb_is_refused_from_the_header_under_our_own_cap(tmp_path: Path, settings: Any) -> None:
+def test_decompression_bomb_is_refused_from_the_header_under_our_own_cap(
+    tmp_path: Path, settings: Any
+) -> None:
     settings.IMPORT_MAX_IMAGE_PIXELS = 10_000  # below Pillow's own bomb limit, so this is our check
     write_images(tmp_path, **{"a.png": png(), "wide.png": bomb_png(200, 100)})
     details = expect_invalid(write_jsonl(tmp_path, [line("a"), line("b", image="img/wide.png")]))
@@ -249,7 +266,9 @@ def test_decompression_bomb_is_refused_from_the_header_under_our_own_cap(tmp_pat
 
 def test_non_utf8_csv_field(tmp_path: Path) -> None:
     write_images(tmp_path, **{"a.png": png()})
-    (tmp_path / "m.csv").write_bytes(b"external_id,image,text\na,img/a.png,ok\nb,img/a.png,caf\xe9\n")
+    (tmp_path / "m.csv").write_bytes(
+        b"external_id,image,text\na,img/a.png,ok\nb,img/a.png,caf\xe9\n"
+    )
     details = expect_invalid(tmp_path / "m.csv", fmt="csv")
     assert [(d["line"], d["field"], d["code"]) for d in details] == [(3, "text", "text_not_utf8")]
 
@@ -277,8 +296,12 @@ def test_all_lines_invalid_with_skip_invalid_still_fails(tmp_path: Path) -> None
 def test_changed_example_against_the_database(tmp_path: Path) -> None:
     write_images(tmp_path, **{"a.png": png()})
     run(write_jsonl(tmp_path, [line("a"), line("b")]))
-    details = expect_invalid(write_jsonl(tmp_path, [line("a"), line("b", text="a different question"), line("c")]))
-    assert [(d["line"], d["field"], d["code"]) for d in details] == [(2, "external_id", "external_id_exists")]
+    details = expect_invalid(
+        write_jsonl(tmp_path, [line("a"), line("b", text="a different question"), line("c")])
+    )
+    assert [(d["line"], d["field"], d["code"]) for d in details] == [
+        (2, "external_id", "external_id_exists")
+    ]
     assert "different content" in details[0]["message"]
 
 
@@ -292,7 +315,9 @@ def test_failure_while_writing_removes_the_files_it_wrote(tmp_path: Path) -> Non
 
     def meanwhile(done: int, total: int) -> None:
         if done == total and not Dataset.objects.filter(name="pets").exists():
-            Dataset.objects.create(name="pets", modalities=[{"name": "text", "kind": "text"}], label_space=["x"])
+            Dataset.objects.create(
+                name="pets", modalities=[{"name": "text", "kind": "text"}], label_space=["x"]
+            )
 
     with pytest.raises(Conflict) as exc:
         run(path, progress=meanwhile)
@@ -328,11 +353,22 @@ def test_easyvqa_sample_matches_the_package_and_is_idempotent() -> None:
         assert ex.split == "test" and ex.values["text"] == texts[i] and ex.label == answers[i]
         assert ex.metadata["image_id"] == image_ids[i]
         kind = ex.metadata["question_type"]
-        assert kind == ("yes/no" if answers[i] in ("yes", "no") else "shape" if answers[i] in ("circle", "rectangle", "triangle") else "colour")
+        assert kind == (
+            "yes/no"
+            if answers[i] in ("yes", "no")
+            else "shape"
+            if answers[i] in ("circle", "rectangle", "triangle")
+            else "colour"
+        )
         assert ex.content_hash == content_hash(ex.values)
         media = Media.objects.get(sha256=ex.values["image"])
         assert (media.width, media.height, media.mime_type) == (64, 64, "image/png")
-    assert report.media_created == len({image_ids[int(e.removeprefix("test-"))] for e in Example.objects.values_list("external_id", flat=True)})
+    assert report.media_created == len(
+        {
+            image_ids[int(e.removeprefix("test-"))]
+            for e in Example.objects.values_list("external_id", flat=True)
+        }
+    )
     before = snapshot()
     again = easyvqa_import(split="test", limit=40, seed=3)
     assert (again.created, again.skipped_existing) == (0, 40) and snapshot() == before
@@ -346,7 +382,9 @@ def test_easyvqa_changed_example_is_an_error() -> None:
     before = snapshot()
     with pytest.raises(ValidationFailed) as exc:
         easyvqa_import(split="test", limit=5, seed=0)
-    assert exc.value.code == "import_invalid" and exc.value.details[0]["code"] == "external_id_exists"
+    assert (
+        exc.value.code == "import_invalid" and exc.value.details[0]["code"] == "external_id_exists"
+    )
     assert snapshot() == before
 
 

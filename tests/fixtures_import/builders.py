@@ -32,7 +32,9 @@ def png(color: tuple[int, int, int] = (200, 30, 30), size: tuple[int, int] = (8,
 def noisy_png(size: tuple[int, int] = (64, 64), seed: int = 0) -> bytes:
     """Incompressible pixels, so cutting the file short really cuts image data."""
     rng = random.Random(seed)
-    img = Image.frombytes("RGB", size, bytes(rng.randrange(256) for _ in range(size[0] * size[1] * 3)))
+    img = Image.frombytes(
+        "RGB", size, bytes(rng.randrange(256) for _ in range(size[0] * size[1] * 3))
+    )
     buf = io.BytesIO()
     img.save(buf, format="PNG")
     return buf.getvalue()
@@ -44,21 +46,37 @@ def truncated_png() -> bytes:
 
 
 def bomb_png(width: int = 20000, height: int = 20000) -> bytes:
-    """A valid-looking PNG whose header declares width × height 1-bit pixels; the IDAT holds
+    """A valid-looking PNG whose header declares width x height 1-bit pixels; the IDAT holds
     only a few bytes, so only a header check can refuse it cheaply."""
 
     def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+        return (
+            struct.pack(">I", len(body))
+            + kind
+            + body
+            + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+        )
 
     ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+        + chunk(b"IEND", b"")
+    )
 
 
 def data_uri(data: bytes, mime: str = "image/png") -> str:
     return f"data:{mime};base64,{base64.b64encode(data).decode()}"
 
 
-def line(ext_id: str, image: Any = "img/a.png", text: Any = "is it red?", label: Any = "yes", **extra: Any) -> dict:
+def line(
+    ext_id: str,
+    image: Any = "img/a.png",
+    text: Any = "is it red?",
+    label: Any = "yes",
+    **extra: Any,
+) -> dict:
     rec: dict[str, Any] = {"external_id": ext_id, "values": {"image": image, "text": text}}
     if label is not None:
         rec["label"] = label
