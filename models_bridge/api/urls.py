@@ -2,4 +2,11 @@
 
 from __future__ import annotations
 
+from rest_framework.routers import SimpleRouter
+
+from models_bridge.api import views
+
+router = SimpleRouter()
 urlpatterns: list = []
+views.register(router, urlpatterns)
+urlpatterns += router.urls

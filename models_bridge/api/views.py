@@ -1,0 +1,208 @@
+"""REST views of the model bridge. Thin: validate, call one service, serialize."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+from django.db.models import Q, QuerySet
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.throttling import UserRateThrottle
+from rest_framework.views import APIView
+
+from annotation.access import (
+    assignment_for_user,
+    campaign_for_user,
+    campaigns_visible_to,
+    can_manage_anything,
+    dataset_for_user,
+    datasets_visible_to,
+    is_staff,
+)
+from annotation.models import Membership
+from counterpoint.errors import Forbidden, NotFound, ValidationFailed
+from models_bridge.api.serializers import (
+    BulkScoreSerializer,
+    CampaignModelsSerializer,
+    ModelRegisterSerializer,
+    ModelVersionSerializer,
+    ScoreRequestSerializer,
+)
+from models_bridge.models import ModelVersion
+from models_bridge.services.bulk import bulk_score_start
+from models_bridge.services.live import live_score
+from models_bridge.services.loading import resolve_location
+from models_bridge.services.registry import (
+    campaign_models_set,
+    model_health,
+    model_package_store,
+    model_register,
+)
+
+MANAGER = [Membership.Role.MANAGER]
+MAX_PACKAGE_UPLOAD = 200 * 1024 * 1024
+
+
+def models_visible_to(*, user: Any) -> QuerySet[ModelVersion]:
+    qs = ModelVersion.objects.all()
+    if is_staff(user):
+        return qs
+    campaigns = campaigns_visible_to(user=user, roles=MANAGER).values("id")
+    return qs.filter(
+        Q(created_by_id=user.pk)
+        | Q(dataset_id__in=datasets_visible_to(user=user).values("id"))
+        | Q(campaigns__id__in=campaigns)
+    ).distinct()
+
+
+def model_for_user(*, user: Any, model_id: Any) -> ModelVersion:
+    try:
+        return models_visible_to(user=user).get(pk=model_id)
+    except (ModelVersion.DoesNotExist, ValueError, TypeError):
+        raise NotFound(f"model {model_id} does not exist") from None
+
+
+class ModelVersionViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
+    serializer_class = ModelVersionSerializer
+    parser_classes = [JSONParser, MultiPartParser, FormParser]
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        return models_visible_to(user=self.request.user).order_by("id")
+
+    def get_object(self):  # type: ignore[no-untyped-def]
+        return model_for_user(user=self.request.user, model_id=self.kwargs["pk"])
+
+    @extend_schema(request=ModelRegisterSerializer, responses={201: ModelVersionSerializer})
+    def create(self, request: Request) -> Response:
+        user = request.user
+        if not can_manage_anything(user):
+            raise Forbidden(
+                "only staff and campaign managers may register models", code="manager_required"
+            )
+        ser = ModelRegisterSerializer(data=request.data)
+        ser.is_valid(raise_exception=True)
+        data = dict(ser.validated_data)
+        dataset = dataset_for_user(user=user, dataset_id=data.pop("dataset"))
+        upload = data.pop("package", None)
+        if upload is not None:
+            if upload.size > MAX_PACKAGE_UPLOAD:
+                raise ValidationFailed(
+                    f"the package is over {MAX_PACKAGE_UPLOAD:,} bytes", code="package_too_large"
+                )
+            data["location"] = model_package_store(data=upload.read())
+        elif data["kind"] == ModelVersion.Kind.TORCHSCRIPT and not is_staff(user):
+            # A server path is the server's file system: managers may only name packages
+            # inside COUNTERPOINT_MODELS_DIR; anything else is uploaded.
+            from django.conf import settings
+
+            root = resolve_location(".").resolve()
+            target = resolve_location(data["location"]).resolve()
+            if root != target and root not in target.parents:
+                raise Forbidden(
+                    f"a package path must lie inside {settings.MODELS_DIR}; upload the zip instead",
+                    code="package_path_forbidden",
+                )
+        mv = model_register(dataset=dataset, created_by=user, **data)
+        return Response(ModelVersionSerializer(mv).data, status=status.HTTP_201_CREATED)
+
+    @action(detail=True, methods=["get"])
+    def health(self, request: Request, pk: Any = None) -> Response:
+        return Response(model_health(model_version=self.get_object()))
+
+
+class LiveScoreThrottle(UserRateThrottle):
+    scope = "live_score"
+
+
+def decode_data_url(raw: str) -> bytes:
+    """ "data:image/png;base64,..." (or bare base64) → bytes."""
+    text = raw.strip()
+    if text.startswith("data:"):
+        head, sep, text = text.partition(",")
+        if not sep or ";base64" not in head:
+            raise ValidationFailed("the image must be a base64 data URL", code="image_undecodable")
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValidationFailed("the image is not valid base64", code="image_undecodable") from None
+
+
+class ScoreView(APIView):
+    throttle_classes = [LiveScoreThrottle]
+
+    @extend_schema(request=ScoreRequestSerializer, responses={200: dict})
+    def post(self, request: Request) -> Response:
+        ser = ScoreRequestSerializer(data=request.data)
+        ser.is_valid(raise_exception=True)
+        data = ser.validated_data
+        assignment = assignment_for_user(user=request.user, assignment_id=data["assignment"])
+        image = decode_data_url(data["image"]) if data.get("image") else None
+        result = live_score(
+            assignment=assignment, modality=data["modality"], value=data.get("value"), image=image
+        )
+        return Response(result)
+
+
+class CampaignModelsView(APIView):
+    @extend_schema(
+        request=CampaignModelsSerializer, responses={200: ModelVersionSerializer(many=True)}
+    )
+    def put(self, request: Request, campaign_id: int) -> Response:
+        campaign = campaign_for_user(user=request.user, campaign_id=campaign_id, roles=MANAGER)
+        ser = CampaignModelsSerializer(data=request.data)
+        ser.is_valid(raise_exception=True)
+        mvs = [model_for_user(user=request.user, model_id=i) for i in ser.validated_data["models"]]
+        campaign_models_set(campaign=campaign, model_versions=mvs)
+        return Response(ModelVersionSerializer(mvs, many=True).data)
+
+    @extend_schema(responses={200: ModelVersionSerializer(many=True)})
+    def get(self, request: Request, campaign_id: int) -> Response:
+        campaign = campaign_for_user(user=request.user, campaign_id=campaign_id, roles=MANAGER)
+        return Response(
+            ModelVersionSerializer(campaign.model_versions.order_by("id"), many=True).data
+        )
+
+
+class BulkScoreView(APIView):
+    @extend_schema(request=BulkScoreSerializer, responses={202: dict})
+    def post(self, request: Request, campaign_id: int) -> Response:
+        campaign = campaign_for_user(user=request.user, campaign_id=campaign_id, roles=MANAGER)
+        ser = BulkScoreSerializer(data=request.data)
+        ser.is_valid(raise_exception=True)
+        mv = model_for_user(user=request.user, model_id=ser.validated_data["model"])
+        job = bulk_score_start(
+            model_version=mv,
+            campaign=campaign,
+            target=ser.validated_data["target"],
+            created_by=request.user,
+        )
+        response = Response({"job": job.summary()}, status=status.HTTP_202_ACCEPTED)
+        response["Location"] = f"/api/v1/jobs/{job.pk}/"
+        return response
+
+
+def register(router: Any, urlpatterns: list) -> None:
+    from django.urls import path
+
+    router.register("models", ModelVersionViewSet, basename="model")
+    urlpatterns += [
+        path("score/", ScoreView.as_view(), name="live-score"),
+        path(
+            "campaigns/<int:campaign_id>/models/",
+            CampaignModelsView.as_view(),
+            name="campaign-models",
+        ),
+        path(
+            "campaigns/<int:campaign_id>/bulk-score/",
+            BulkScoreView.as_view(),
+            name="campaign-bulk-score",
+        ),
+    ]
