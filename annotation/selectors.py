@@ -1,0 +1,256 @@
+"""Reads the annotator views share: task payloads, progress, the caller's place in a campaign.
+
+What a Task may contain is decided here, once (docs: /work/briefs/annotator_api.md): never a
+gold flag or gold label, never another annotator's label, never model outputs; for a
+validation task the edited values only (no original, no target label, no author)."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import Count, Exists, OuterRef, Subquery, Value
+from django.db.models.functions import Coalesce
+
+from annotation.minimality import median_absolute_deviation
+from annotation.models import (
+    Assignment,
+    Campaign,
+    CampaignExample,
+    CounterfactualEdit,
+    Dataset,
+    Example,
+    Media,
+    Membership,
+)
+
+ANNOTATE = Assignment.Kind.ANNOTATE
+VALIDATE = Assignment.Kind.VALIDATE
+
+
+@dataclass(frozen=True)
+class MemberContext:
+    roles: frozenset[str]
+    arm: str  # the caller's feedback arm: "shown" | "hidden"
+
+
+def member_context(*, campaign: Campaign, user: Any) -> MemberContext:
+    rows = list(
+        Membership.objects.filter(campaign=campaign, user_id=user.pk).values_list("role", "arm")
+    )
+    roles = frozenset(r for r, _ in rows)
+    arm: str
+    if campaign.feedback_arm == Campaign.FeedbackArm.HIDDEN:
+        arm = Membership.Arm.HIDDEN
+    elif campaign.feedback_arm == Campaign.FeedbackArm.SHOWN:
+        arm = Membership.Arm.SHOWN
+    else:
+        # Randomised: the arm fixed at invitation, on the working (annotator) membership.
+        arms = dict(rows)
+        arm = (
+            arms.get(Membership.Role.ANNOTATOR)
+            or arms.get(Membership.Role.VALIDATOR)
+            or Membership.Arm.SHOWN
+        )
+    return MemberContext(roles=roles, arm=str(arm))
+
+
+def campaign_block(campaign: Campaign, *, feedback: str) -> dict[str, Any]:
+    dataset = campaign.dataset
+    names = dataset.modality_names()
+    return {
+        "id": campaign.pk,
+        "name": campaign.name,
+        "instructions": campaign.instructions,
+        "label_space": list(dataset.label_space),
+        "modalities": list(dataset.modalities),
+        "tasks": {
+            "label": campaign.task_label,
+            "rationale": campaign.task_rationale,
+            "counterfactual": campaign.task_counterfactual,
+        },
+        "editable_modalities": [m for m in campaign.editable_modalities if m in names],
+        "edit_budgets": dict(campaign.edit_budgets or {}),
+        "questions": dict(campaign.questions or {}),
+        "feedback": feedback,
+    }
+
+
+def values_payload(values: dict[str, Any], dataset: Dataset) -> dict[str, Any]:
+    """Example values as a page shows them: images become {sha256, url, width, height}."""
+    images = {m["name"] for m in dataset.modalities if m["kind"] == "image"}
+    shas = [values[n] for n in images if isinstance(values.get(n), str)]
+    sizes = (
+        {
+            s: (w, h)
+            for s, w, h in Media.objects.filter(sha256__in=shas).values_list(
+                "sha256", "width", "height"
+            )
+        }
+        if shas
+        else {}
+    )
+    out: dict[str, Any] = {}
+    for mod in dataset.modalities:
+        name = mod["name"]
+        value = values.get(name)
+        if name in images and isinstance(value, str):
+            width, height = sizes.get(value, (None, None))
+            out[name] = {
+                "sha256": value,
+                "url": f"/media/{value}",
+                "width": width,
+                "height": height,
+            }
+        else:
+            out[name] = value
+    return out
+
+
+def progress(*, campaign: Campaign, user: Any, kind: str) -> dict[str, int]:
+    """done: this person's submitted tasks of this kind; target: how many they can do at most
+    (annotate: the pool, each example once; validate: done + what is open to them now)."""
+    done_q = Assignment.objects.filter(
+        campaign_id=campaign.pk, annotator_id=user.pk, kind=kind, status=Assignment.Status.SUBMITTED
+    )
+    if kind == ANNOTATE:
+        # Both counts in one round trip: this runs on every lease.
+        pool_q = CampaignExample.objects.filter(campaign_id=campaign.pk)
+        row = (
+            Campaign.objects.filter(pk=campaign.pk)
+            .annotate(
+                pool=_count_of(pool_q, "campaign_id"),
+                done=_count_of(done_q, "annotator_id"),
+            )
+            .values_list("pool", "done")
+            .get()
+        )
+        return {"done": row[1], "target": row[0]}
+    done = done_q.count()
+    holding = Assignment.objects.filter(
+        campaign_id=campaign.pk, annotator_id=user.pk, kind=kind, status=Assignment.Status.ACTIVE
+    ).count()
+    return {
+        "done": done,
+        "target": done + holding + validations_available(campaign=campaign, user=user),
+    }
+
+
+def _count_of(qs: Any, group: str) -> Coalesce:
+    return Coalesce(Subquery(qs.values(group).annotate(n=Count("id")).values("n")[:1]), Value(0))
+
+
+def validations_available(*, campaign: Campaign, user: Any) -> int:
+    """Edits this person could be given to validate now (ignoring other people's open leases)."""
+    if not campaign.task_validation:
+        return 0
+    held = Assignment.objects.filter(kind=VALIDATE, annotator_id=user.pk, edit_id=OuterRef("pk"))
+    return (
+        CounterfactualEdit.objects.filter(
+            campaign_id=campaign.pk, validations_count__lt=campaign.validations_required
+        )
+        .exclude(author_id=user.pk)
+        .filter(~Exists(held))
+        .count()
+    )
+
+
+def task_payload(
+    *, assignment: Assignment, feedback: str, with_progress: bool = True
+) -> dict[str, Any]:
+    """The Task JSON of the annotator API. Precondition: `assignment` has campaign, dataset,
+    example and (validate) edit loaded, and belongs to the caller."""
+    campaign = assignment.campaign
+    dataset = campaign.dataset
+    if assignment.kind == VALIDATE:
+        edit = assignment.edit
+        values = values_payload(edit.edited_values if edit else {}, dataset)
+        counterfactual = {"modality": "", "target_label": ""}
+    else:
+        values = values_payload(assignment.example.values, dataset)
+        counterfactual = {
+            "modality": assignment.cf_modality,
+            "target_label": assignment.cf_target_label,
+        }
+    payload: dict[str, Any] = {
+        "assignment": {
+            "id": assignment.pk,
+            "kind": assignment.kind,
+            "status": assignment.status,
+            "leased_at": assignment.leased_at.isoformat(),
+            "expires_at": assignment.expires_at.isoformat(),
+        },
+        "campaign": campaign_block(campaign, feedback=feedback),
+        "example": {"id": assignment.example_id, "values": values},
+        "counterfactual": counterfactual,
+        "draft": assignment.draft or {},
+        "draft_updated_at": assignment.draft_updated_at.isoformat()
+        if assignment.draft_updated_at
+        else None,
+    }
+    if with_progress:
+        payload["progress"] = progress(
+            campaign=campaign, user=assignment.annotator, kind=assignment.kind
+        )
+    return payload
+
+
+def my_campaign_status(*, campaign: Campaign, user: Any, context: MemberContext) -> dict[str, Any]:
+    counts = dict(
+        Assignment.objects.filter(
+            campaign_id=campaign.pk, annotator_id=user.pk, status=Assignment.Status.SUBMITTED
+        )
+        .values_list("kind")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    open_ids = dict(
+        Assignment.objects.filter(
+            campaign_id=campaign.pk, annotator_id=user.pk, status=Assignment.Status.ACTIVE
+        ).values_list("kind", "id")
+    )
+    pool = CampaignExample.objects.filter(campaign_id=campaign.pk).count()
+    can_validate = bool(context.roles & {Membership.Role.ANNOTATOR, Membership.Role.VALIDATOR})
+    return {
+        "roles": sorted(context.roles),
+        "feedback": context.arm,
+        "annotate": {
+            "done": counts.get(ANNOTATE, 0),
+            "target": pool if Membership.Role.ANNOTATOR in context.roles else 0,
+            "open_assignment": open_ids.get(ANNOTATE),
+        },
+        "validate": {
+            "done": counts.get(VALIDATE, 0),
+            "available": validations_available(campaign=campaign, user=user) if can_validate else 0,
+            "open_assignment": open_ids.get(VALIDATE),
+        },
+    }
+
+
+# MAD of each tabular feature over a dataset, for the scaled L1 of tabular edits. Cached per
+# process, keyed by the dataset's example count so an import invalidates it.
+_mad_cache: dict[tuple[int, str, int], dict[str, float | None]] = {}
+_mad_lock = threading.Lock()
+
+
+def tabular_mad(*, dataset: Dataset, modality: str) -> dict[str, float | None]:
+    count = Example.objects.filter(dataset=dataset).count()
+    key = (dataset.pk, modality, count)
+    with _mad_lock:
+        if key in _mad_cache:
+            return _mad_cache[key]
+    columns: dict[str, list[Any]] = {}
+    for values in (
+        Example.objects.filter(dataset=dataset)
+        .values_list("values", flat=True)
+        .iterator(chunk_size=2000)
+    ):
+        row = values.get(modality) if isinstance(values, dict) else None
+        if isinstance(row, dict):
+            for feature, value in row.items():
+                columns.setdefault(feature, []).append(value)
+    mad = {feature: median_absolute_deviation(col) for feature, col in columns.items()}
+    with _mad_lock:
+        _mad_cache[key] = mad
+    return mad

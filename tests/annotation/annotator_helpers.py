@@ -1,0 +1,101 @@
+"""Shared builders for the annotator-workflow tests (assignments, submit, validation,
+concurrency, permissions)."""
+
+from __future__ import annotations
+
+import base64
+import io
+import uuid
+from typing import Any
+
+from PIL import Image
+
+from annotation.models import Campaign, Dataset, Example, Membership
+from annotation.schema import content_hash
+from annotation.services.campaigns import campaign_add_examples
+from tests.factories import CampaignFactory, DatasetFactory, MembershipFactory, UserFactory
+
+
+def text_campaign(
+    n: int, *, redundancy: int = 3, labels: list[str] | None = None, **fields: Any
+) -> Campaign:
+    """A text-only campaign of `n` examples (fast to build: no media)."""
+    dataset = DatasetFactory(
+        modalities=[{"name": "text", "kind": "text"}], label_space=labels or ["yes", "no"]
+    )
+    Example.objects.bulk_create(
+        [
+            Example(
+                dataset=dataset,
+                external_id=f"t{i}",
+                values={"text": f"is the shape number {i} red ?"},
+                label="yes" if i % 2 else "no",
+                content_hash=content_hash({"text": f"is the shape number {i} red ?"}),
+            )
+            for i in range(n)
+        ]
+    )
+    fields.setdefault("editable_modalities", ["text"])
+    fields.setdefault("edit_budgets", {"text": 0.5})
+    campaign = CampaignFactory(dataset=dataset, redundancy=redundancy, **fields)
+    campaign_add_examples(campaign=campaign)
+    return campaign
+
+
+def add_annotators(
+    campaign: Campaign, n: int, *, prefix: str = "ann", role: str = "annotator"
+) -> list[Any]:
+    users = []
+    for i in range(n):
+        user = UserFactory(username=f"{prefix}-{campaign.pk}-{i}")
+        MembershipFactory(campaign=campaign, user=user, role=role)
+        users.append(user)
+    return users
+
+
+def member(campaign: Campaign, username: str, role: str = Membership.Role.ANNOTATOR) -> Any:
+    user = UserFactory(username=username)
+    MembershipFactory(campaign=campaign, user=user, role=role)
+    return user
+
+
+def edited_text(text: str) -> str:
+    """A one-word edit of a text that contains the word 'shape' or 'number'."""
+    if "shape" in text:
+        return text.replace("shape", "circle", 1)
+    return text + " really"
+
+
+def annotate_body(
+    task: dict[str, Any],
+    *,
+    label: str = "no",
+    target: str = "yes",
+    key: str | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """A valid submit body for an annotate Task with a text counterfactual."""
+    text = task["example"]["values"]["text"]
+    body: dict[str, Any] = {
+        "idempotency_key": key or str(uuid.uuid4()),
+        "label": label,
+        "confidence": 4,
+        "rationale": "the word decides it",
+        "reliance": "specialization",
+        "reliance_modality": "text",
+        "evidence": [{"modality": "text", "type": "span", "start": 0, "end": 2}],
+        "time_spent_ms": 1234,
+        "counterfactual": {"modality": "text", "target_label": target, "value": edited_text(text)},
+    }
+    body.update(extra)
+    return body
+
+
+def png_data_url(img: Image.Image) -> str:
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def dataset_of(campaign: Campaign) -> Dataset:
+    return campaign.dataset
