@@ -2,9 +2,9 @@
 
     python manage.py register_model --dataset easy-VQA fixtures/models/easyvqa-additive
     python manage.py register_model --dataset easy-VQA --kind entrypoint \\
-        --name my-model --version 1 mypackage.models:make_adapter
+        --name my-model --model-version 1 mypackage.models:make_adapter
     python manage.py register_model --dataset easy-VQA --kind remote \\
-        --name my-remote --version 1 --remote-model-name easyvqa http://127.0.0.1:8080
+        --name my-remote --model-version 1 --remote-model-name easyvqa http://127.0.0.1:8080
     python manage.py register_model --dataset easy-VQA --reference   # the five easy-VQA models
 
 Options: --label-map '{"model label": "dataset label"}', --option key=value (entry point
@@ -35,7 +35,7 @@ class Command(BaseCommand):
             "--kind", choices=["torchscript", "entrypoint", "remote"], default="torchscript"
         )
         parser.add_argument("--name")
-        parser.add_argument("--version")
+        parser.add_argument("--model-version", dest="model_version")
         parser.add_argument("--description")
         parser.add_argument("--remote-model-name", default="")
         parser.add_argument(
@@ -85,7 +85,7 @@ class Command(BaseCommand):
                         kind=opts["kind"],
                         location=opts["location"],
                         name=opts["name"],
-                        version=opts["version"],
+                        version=opts["model_version"],
                         description=opts["description"],
                         remote_model_name=opts["remote_model_name"],
                         labels=opts["labels"].split(",") if opts["labels"] else None,

@@ -1,0 +1,75 @@
+"""A Python entry point model for the tests: eager PyTorch with data-dependent Python
+control flow (a dict lookup per word), the kind of model that will not script."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from models_bridge.adapters.base import Adapter, Batch, InputError
+
+LABELS = ["yes", "no"]
+
+
+class KeywordModel(torch.nn.Module):
+    def __init__(self, keyword: str) -> None:
+        super().__init__()
+        self.keyword = keyword
+        self.bias = torch.nn.Parameter(torch.tensor([2.0, -2.0]))
+
+    def forward(self, texts: Sequence[str]) -> torch.Tensor:
+        rows = [
+            self.bias if self.keyword in re.findall(r"[a-z]+", t.lower()) else -self.bias
+            for t in texts
+        ]
+        return torch.stack(rows)
+
+
+class KeywordAdapter(Adapter):
+    kind = "entrypoint"
+    labels = LABELS
+    modalities = ["text"]
+    factorized = False
+
+    def __init__(self, keyword: str = "circle") -> None:
+        self.model = KeywordModel(keyword).eval()
+
+    def prepare(self, batch: Batch) -> Batch:
+        for t in batch.column("text"):
+            if len(t) > 200:
+                raise InputError("the text is over 200 characters", code="text_too_long")
+        return batch
+
+    def predict(self, batch: Batch) -> np.ndarray:
+        with torch.inference_mode():
+            return self.model(list(batch.column("text"))).numpy()
+
+
+def make_adapter(keyword: str = "circle") -> KeywordAdapter:
+    return KeywordAdapter(keyword)
+
+
+def broken_adapter() -> Any:
+    class Broken:
+        labels = LABELS
+        modalities = ["text"]
+
+        def predict(self, batch: Batch) -> Any:
+            raise RuntimeError("boom")
+
+    return Broken()
+
+
+def wrong_shape_adapter() -> Any:
+    class Wrong:
+        labels = LABELS
+        modalities = ["text"]
+
+        def predict(self, batch: Batch) -> Any:
+            return np.zeros((batch.size, 5))
+
+    return Wrong()

@@ -1,0 +1,266 @@
+"""POST /api/v1/score/: the live feedback contract the annotator workspace codes against."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import pytest
+from PIL import Image
+
+from annotation.models import Assignment, Attempt, Campaign
+from models_bridge.services.registry import REFERENCE_MODELS, model_register
+from tests.conftest import client_for
+from tests.models_bridge.conftest import counting, lease, package_dir
+
+pytestmark = pytest.mark.django_db
+URL = "/api/v1/score/"
+
+
+def attach(campaign, names=("easyvqa-text-only", "easyvqa-image-only", "easyvqa-additive")):  # type: ignore[no-untyped-def]
+    mvs = []
+    for name in names:
+        package_dir(name)
+        mvs.append(model_register(dataset=campaign.dataset, kind="torchscript", location=name))
+    campaign.model_versions.set(mvs)
+    return mvs
+
+
+def data_url(img: Image.Image) -> str:
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def test_text_draft_answers_for_every_model_and_stores_an_attempt(evqa_campaign, evqa_people):
+    mvs = attach(evqa_campaign)
+    a = lease(evqa_campaign, evqa_people["shown"])
+    r = client_for(evqa_people["shown"]).post(
+        URL,
+        {"assignment": a.pk, "modality": "text", "value": "what color is the circle?"},
+        format="json",
+    )
+    assert r.status_code == 200, r.content
+    body = r.json()
+    assert body["attempt"] == {"seq": 1}
+    assert body["feedback"] == "shown"
+    assert [m["id"] for m in body["models"]] == [mv.pk for mv in mvs]
+    labels = set(evqa_campaign.dataset.label_space)
+    for m in body["models"]:
+        assert set(m) == {
+            "id",
+            "name",
+            "version",
+            "status",
+            "probabilities",
+            "predicted_label",
+            "original_predicted_label",
+            "original_probabilities",
+            "flipped",
+            "latency_ms",
+        }
+        assert m["status"] == "ok"
+        assert set(m["probabilities"]) <= labels
+        assert sum(m["probabilities"].values()) == pytest.approx(1.0)
+        assert m["predicted_label"] == max(m["probabilities"], key=m["probabilities"].get)
+        assert m["original_predicted_label"] == max(
+            m["original_probabilities"], key=m["original_probabilities"].get
+        )
+        assert m["flipped"] == (m["predicted_label"] != m["original_predicted_label"])
+    # The image-only model reads no text: a text edit cannot move it.
+    image_only = next(m for m in body["models"] if m["name"] == "easyvqa-image-only")
+    assert image_only["probabilities"] == image_only["original_probabilities"]
+    assert image_only["flipped"] is False
+    attempt = Attempt.objects.get(assignment=a)
+    assert (attempt.seq, attempt.modality, attempt.value) == (
+        1,
+        "text",
+        "what color is the circle?",
+    )
+    assert set(attempt.scores) == {str(mv.pk) for mv in mvs}
+
+
+def test_seq_counts_up_and_repeat_drafts_hit_the_cache(evqa_campaign, evqa_people):
+    mvs = attach(evqa_campaign, names=("easyvqa-text-only",))
+    counter = counting(mvs[0])
+    a = lease(evqa_campaign, evqa_people["shown"])
+    api = client_for(evqa_people["shown"])
+    seqs = []
+    for text in ["is there a circle?", "is there a circle?", "is there a triangle?"]:
+        r = api.post(URL, {"assignment": a.pk, "modality": "text", "value": text}, format="json")
+        assert r.status_code == 200
+        seqs.append(r.json()["attempt"]["seq"])
+    assert seqs == [1, 2, 3]
+    # call 1: original + draft in one batch; call 2: all cached; call 3: only the new draft
+    assert (counter.calls, counter.rows) == (2, 3)
+    assert Assignment.objects.get(pk=a.pk).attempts_count == 3
+
+
+def test_image_draft_is_scored_and_stored_as_media(evqa_campaign, evqa_people):
+    attach(evqa_campaign)
+    a = lease(evqa_campaign, evqa_people["shown"])
+    img = Image.new("RGB", (64, 64), (255, 255, 255))
+    r = client_for(evqa_people["shown"]).post(
+        URL, {"assignment": a.pk, "modality": "image", "image": data_url(img)}, format="json"
+    )
+    assert r.status_code == 200, r.content
+    text_only = next(m for m in r.json()["models"] if m["name"] == "easyvqa-text-only")
+    assert text_only["flipped"] is False  # the text model cannot see the image
+    attempt = Attempt.objects.get(assignment=a)
+    assert attempt.media is not None and attempt.value is None
+
+
+def test_hidden_arm_gets_no_model_outputs_but_the_attempt_is_stored(evqa_campaign, evqa_people):
+    attach(evqa_campaign, names=("easyvqa-text-only",))
+    a = lease(evqa_campaign, evqa_people["hidden"])
+    r = client_for(evqa_people["hidden"]).post(
+        URL, {"assignment": a.pk, "modality": "text", "value": "is there a circle?"}, format="json"
+    )
+    assert r.status_code == 200
+    assert r.json() == {"attempt": {"seq": 1}, "feedback": "hidden", "models": []}
+    assert Attempt.objects.filter(assignment=a).count() == 1
+
+
+def test_campaign_wide_hidden_arm(evqa_campaign, evqa_people):
+    attach(evqa_campaign, names=("easyvqa-text-only",))
+    Campaign.objects.filter(pk=evqa_campaign.pk).update(feedback_arm=Campaign.FeedbackArm.HIDDEN)
+    a = lease(evqa_campaign, evqa_people["shown"])
+    r = client_for(evqa_people["shown"]).post(
+        URL, {"assignment": a.pk, "modality": "text", "value": "x"}, format="json"
+    )
+    assert r.json()["feedback"] == "hidden" and r.json()["models"] == []
+
+
+@pytest.mark.parametrize("who", ["shown", "outsider", "manager"])
+def test_only_the_holder_may_score(evqa_campaign, evqa_people, who):
+    attach(evqa_campaign, names=("easyvqa-text-only",))
+    a = lease(evqa_campaign, evqa_people["hidden"])
+    r = client_for(evqa_people[who]).post(
+        URL, {"assignment": a.pk, "modality": "text", "value": "x"}, format="json"
+    )
+    assert r.status_code == 404
+    assert r.json()["error"]["code"] == "not_found"
+    assert not Attempt.objects.exists()
+
+
+def test_anonymous_is_refused(evqa_campaign, evqa_people):
+    a = lease(evqa_campaign, evqa_people["shown"])
+    r = client_for(None).post(
+        URL, {"assignment": a.pk, "modality": "text", "value": "x"}, format="json"
+    )
+    assert r.status_code in (401, 403)
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        ({"modality": "audio", "value": "x"}, 400, "modality_unknown"),
+        ({"modality": "text", "value": " ".join(["word"] * 17)}, 400, "text_too_long"),
+        ({"modality": "text", "value": 42}, 400, "text_not_a_string"),
+        (
+            {"modality": "image", "image": "data:image/png;base64,!!!not-base64"},
+            400,
+            "image_undecodable",
+        ),
+        ({"modality": "image", "image": base64.b64encode(b"GIF89a-truncated").decode()}, 400, None),
+        ({"modality": "image"}, 400, "image_empty"),
+        ({"value": "x"}, 400, "invalid"),
+    ],
+)
+def test_bad_drafts_are_clear_4xx_and_store_nothing(evqa_campaign, evqa_people, body, status, code):
+    attach(evqa_campaign)
+    a = lease(evqa_campaign, evqa_people["shown"])
+    r = client_for(evqa_people["shown"]).post(URL, {"assignment": a.pk, **body}, format="json")
+    assert r.status_code == status, r.content
+    err = r.json()["error"]
+    if code:
+        assert err["code"] == code
+    else:
+        assert err["code"].startswith("image_")
+    assert err["message"]
+    assert not Attempt.objects.exists()
+    assert Assignment.objects.get(pk=a.pk).attempts_count == 0
+
+
+def test_modality_not_editable(evqa_campaign, evqa_people):
+    attach(evqa_campaign, names=("easyvqa-text-only",))
+    Campaign.objects.filter(pk=evqa_campaign.pk).update(editable_modalities=["image"])
+    a = lease(evqa_campaign, evqa_people["shown"])
+    r = client_for(evqa_people["shown"]).post(
+        URL, {"assignment": a.pk, "modality": "text", "value": "x"}, format="json"
+    )
+    assert (r.status_code, r.json()["error"]["code"]) == (400, "modality_not_editable")
+
+
+def test_inactive_or_validate_assignments_are_refused(evqa_campaign, evqa_people):
+    attach(evqa_campaign, names=("easyvqa-text-only",))
+    a = lease(evqa_campaign, evqa_people["shown"], status=Assignment.Status.SUBMITTED)
+    r = client_for(evqa_people["shown"]).post(
+        URL, {"assignment": a.pk, "modality": "text", "value": "x"}, format="json"
+    )
+    assert (r.status_code, r.json()["error"]["code"]) == (409, "assignment_not_active")
+
+
+def test_cap_per_assignment(evqa_campaign, evqa_people):
+    attach(evqa_campaign, names=("easyvqa-text-only",))
+    Campaign.objects.filter(pk=evqa_campaign.pk).update(score_cap_per_assignment=2)
+    a = lease(evqa_campaign, evqa_people["shown"])
+    api = client_for(evqa_people["shown"])
+    codes = [
+        api.post(URL, {"assignment": a.pk, "modality": "text", "value": f"q {i}"}, format="json")
+        for i in range(3)
+    ]
+    assert [r.status_code for r in codes] == [200, 200, 429]
+    assert codes[2].json()["error"]["code"] == "score_cap_reached"
+    assert Attempt.objects.filter(assignment=a).count() == 2
+
+
+def test_failing_model_is_unavailable_while_others_answer(evqa_campaign, evqa_people, tmp_path):
+    """A package whose weights changed on disk after registration refuses to load: that
+    model answers unavailable, the others answer normally."""
+    import shutil
+
+    from django.conf import settings
+    from django.test import override_settings
+
+    models_dir = tmp_path / "models"
+    for name in ("easyvqa-text-only", "easyvqa-image-only"):
+        shutil.copytree(package_dir(name), models_dir / name)
+    with override_settings(MODELS_DIR=models_dir):
+        mvs = attach(evqa_campaign, names=("easyvqa-text-only", "easyvqa-image-only"))
+        from models_bridge.services.loading import adapter_cache_clear
+
+        adapter_cache_clear()
+        (models_dir / "easyvqa-image-only" / "model.pt").write_bytes(b"not torchscript any more")
+        a = lease(evqa_campaign, evqa_people["shown"])
+        r = client_for(evqa_people["shown"]).post(
+            URL,
+            {"assignment": a.pk, "modality": "text", "value": "is there a circle?"},
+            format="json",
+        )
+    assert settings.MODELS_DIR != models_dir
+    assert r.status_code == 200
+    by_name = {m["name"]: m for m in r.json()["models"]}
+    assert by_name["easyvqa-text-only"]["status"] == "ok"
+    assert by_name["easyvqa-image-only"]["status"] == "unavailable"
+    assert by_name["easyvqa-image-only"]["probabilities"] is None
+    stored = Attempt.objects.get(assignment=a).scores[str(mvs[1].pk)]
+    assert stored["status"] == "unavailable" and "changed" in stored["error"]
+
+
+def test_all_five_reference_models_answer(evqa_campaign, evqa_people):
+    for name in REFERENCE_MODELS:
+        package_dir(name)
+    from models_bridge.services.registry import reference_models_register
+
+    mvs = reference_models_register(dataset=evqa_campaign.dataset)
+    evqa_campaign.model_versions.set(mvs)
+    a = lease(evqa_campaign, evqa_people["shown"])
+    r = client_for(evqa_people["shown"]).post(
+        URL,
+        {"assignment": a.pk, "modality": "text", "value": "is there not a blue shape?"},
+        format="json",
+    )
+    assert r.status_code == 200
+    assert [m["name"] for m in r.json()["models"]] == list(REFERENCE_MODELS)
+    assert all(m["status"] == "ok" for m in r.json()["models"])
