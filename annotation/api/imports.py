@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.urls import path
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
@@ -23,6 +23,9 @@ from counterpoint.errors import Forbidden
 HIDDEN_PARAMS = ("staging",)
 
 
+@extend_schema_field(
+    {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}
+)
 class ListOrStringField(serializers.Field):
     """Accepts a JSON list (JSON bodies) or a comma-separated string (forms)."""
 
@@ -60,6 +63,12 @@ class ImportRequestSerializer(serializers.Serializer):
 
 
 class JobSerializer(serializers.ModelSerializer):
+    # Plain strings, not enums: other components have their own "kind"/"status" choice sets,
+    # and one shared enum name per field keeps the OpenAPI schema free of name collisions.
+    kind = serializers.CharField(read_only=True, help_text="import, export, score or analysis")
+    status = serializers.CharField(
+        read_only=True, help_text="pending, running, succeeded or failed"
+    )
     created_by: serializers.SlugRelatedField = serializers.SlugRelatedField(
         slug_field="username", read_only=True
     )

@@ -504,6 +504,14 @@ def _staging_dir(token: str) -> Path:
     return _staging_root() / token
 
 
+def _remove_staging(staging: Path) -> None:
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        staging.parent.rmdir()  # only when no other import is staged, so MEDIA_ROOT is as before
+    except OSError:
+        pass
+
+
 def _save_upload(upload: UploadedFile, dest: Path) -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
     with dest.open("wb") as out:
@@ -619,7 +627,7 @@ def import_job_create(
             job_enqueue(job=job, task=import_run)
         return job
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        _remove_staging(staging)
         raise
 
 
@@ -669,4 +677,4 @@ def import_job_run(
             progress=progress,
         )
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        _remove_staging(staging)

@@ -82,11 +82,12 @@ def job_progress_reporter(
 ) -> Callable[[int, int], None]:
     """A progress callback that writes at most every `min_interval_s` (and always the last
     step), so a tight loop reporting every row costs a handful of UPDATEs."""
-    last = [0.0]
+    last: list[float | None] = [None]
 
     def report(done: int, total: int) -> None:
         now = time.monotonic()
-        if done >= total or now - last[0] >= min_interval_s:
+        prev = last[0]
+        if done >= total or prev is None or now - prev >= min_interval_s:
             last[0] = now
             job_progress(job_id=job_id, done=done, total=total)
 
