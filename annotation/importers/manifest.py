@@ -1,9 +1,10 @@
 """JSONL and CSV manifests: one example per line (CSV: per record).
 
 JSONL line: {"external_id": "a1", "values": {"image": "imgs/a1.png", "text": "..."},
-             "label": "yes", "split": "test", "metadata": {...}}  (label, split, metadata optional)
-CSV: a header row with `external_id`, one column per modality, optional `label`, `split`,
-`metadata` (a JSON object) and `metadata.<key>` columns (string values).
+             "label": "yes", "split": "test", "metadata": {...}}  (label, split, metadata optional;
+             `id` is accepted for external_id)
+CSV: a header row with `external_id` (or `id`), one column per modality, optional `label`,
+`split`, `metadata` (a JSON object) and `metadata.<key>` / `meta.<key>` columns (string values).
 
 `read_manifest` validates every record and returns the good rows and every bad line; it never
 stops at the first error, so a report lists all of them at once."""
@@ -27,6 +28,8 @@ MAX_EXTERNAL_ID = 255
 MAX_LABEL = 200
 MAX_SPLIT = 50
 JSONL_KEYS = ("external_id", "values", "label", "split", "metadata")
+# Accepted spellings: `id` for external_id, `meta` / `meta.<key>` for metadata.
+_CSV_ALIASES = {"id": "external_id", "meta": "metadata"}
 Progress = Callable[[int, int], None]
 
 
@@ -347,6 +350,19 @@ def _iter_jsonl(
                 ),
             )
             continue
+        if "id" in rec:
+            if "external_id" in rec:
+                yield (
+                    line_no,
+                    LineError(
+                        line_no,
+                        "id",
+                        E.FIELD_UNKNOWN,
+                        "give the example's id once, as external_id (or id)",
+                    ),
+                )
+                continue
+            rec["external_id"] = rec.pop("id")
         unknown = [k for k in rec if k not in JSONL_KEYS]
         if unknown:
             yield (
@@ -413,7 +429,8 @@ def _iter_csv(
             LineError(1, "header", E.CSV_MALFORMED, f"the header row is not valid CSV: {exc}")
         )
         return
-    header = [h.strip() for h in header]
+    header = [_CSV_ALIASES.get(h.strip(), h.strip()) for h in header]
+    header = ["metadata." + h[len("meta.") :] if h.startswith("meta.") else h for h in header]
     # A bad header makes every record unreadable, so it fails the import even with skip_invalid.
     fatal.extend(_csv_header(header, schema))
     if fatal:

@@ -325,6 +325,20 @@ def test_csv_with_metadata_columns(tmp_path: Path) -> None:
     assert (b.line, b.values["text"], b.label, b.metadata) == (3, "multi\nline", None, {})
 
 
+def test_id_and_meta_spellings_are_accepted(tmp_path: Path) -> None:
+    write_images(tmp_path, **{"a.png": png()})
+    path = write_jsonl(
+        tmp_path,
+        [{"id": "a", "values": {"image": "img/a.png", "text": "t"}}, {**line("b"), "id": "b"}],
+    )
+    result = read(path)
+    assert [r.external_id for r in result.rows] == ["a"]
+    assert [(e.line, e.field, e.code) for e in result.errors] == [(2, "id", E.FIELD_UNKNOWN)]
+    (tmp_path / "m.csv").write_text("id,image,text,meta.source\n1,img/a.png,t,web\n")
+    (row,) = read(tmp_path / "m.csv", "csv").rows
+    assert (row.external_id, row.metadata) == ("1", {"source": "web"})
+
+
 def test_csv_header_problems_are_fatal(tmp_path: Path) -> None:
     (tmp_path / "m.csv").write_text("external_id,image,audio\na,img/a.png,x\n")
     fatal = read(tmp_path / "m.csv", "csv").fatal
