@@ -7,4 +7,6 @@ from frontend import views
 app_name = "frontend"
 urlpatterns = [
     path("", views.home, name="home"),
+    path("campaigns/<int:campaign_id>/annotate/", views.annotate, name="annotate"),
+    path("campaigns/<int:campaign_id>/validate/", views.validate, name="validate"),
 ]

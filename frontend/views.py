@@ -1,15 +1,69 @@
-"""Thin page views: they render templates; the pages talk to the REST API."""
+"""Thin page views: they render a shell; the pages' ES modules talk to the REST API."""
 
 from __future__ import annotations
 
-from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from collections import defaultdict
 
-from annotation.access import campaigns_visible_to
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.csrf import ensure_csrf_cookie
+
+from annotation.access import campaign_for_user, campaigns_visible_to
+from annotation.models import Campaign, Membership
+from counterpoint.errors import Forbidden, NotFound
+
+Role = Membership.Role
+
+
+def _campaign_or_page_error(request: HttpRequest, campaign_id: int, roles: list[str]) -> Campaign:
+    """The access helper's 404/403 as page errors (the API turns them into JSON instead)."""
+    try:
+        return campaign_for_user(user=request.user, campaign_id=campaign_id, roles=roles)
+    except NotFound as exc:
+        raise Http404(exc.message) from None
+    except Forbidden as exc:
+        raise PermissionDenied(exc.message) from None
 
 
 @login_required
+@ensure_csrf_cookie
 def home(request: HttpRequest) -> HttpResponse:
-    campaigns = campaigns_visible_to(user=request.user).select_related("dataset").order_by("name")
-    return render(request, "frontend/home.html", {"campaigns": campaigns})
+    campaigns = list(
+        campaigns_visible_to(user=request.user).select_related("dataset").order_by("name")
+    )
+    roles: dict[int, set[str]] = defaultdict(set)
+    for campaign_id, role in Membership.objects.filter(user_id=request.user.pk).values_list(
+        "campaign_id", "role"
+    ):
+        roles[campaign_id].add(role)
+    cards = []
+    for c in campaigns:
+        held = roles.get(c.pk, set())
+        annotating = Role.ANNOTATOR in held and (c.task_label or c.task_counterfactual)
+        cards.append(
+            {
+                "campaign": c,
+                "roles": sorted(held),
+                "can_annotate": annotating,
+                "can_validate": bool(held & {Role.ANNOTATOR, Role.VALIDATOR}) and c.task_validation,
+                "can_manage": Role.MANAGER in held or request.user.is_staff,
+                "active": c.status == Campaign.Status.ACTIVE,
+            }
+        )
+    return render(request, "frontend/home.html", {"cards": cards})
+
+
+@login_required
+@ensure_csrf_cookie
+def annotate(request: HttpRequest, campaign_id: int) -> HttpResponse:
+    campaign = _campaign_or_page_error(request, campaign_id, [Role.ANNOTATOR])
+    return render(request, "frontend/annotate.html", {"campaign": campaign, "kind": "annotate"})
+
+
+@login_required
+@ensure_csrf_cookie
+def validate(request: HttpRequest, campaign_id: int) -> HttpResponse:
+    campaign = _campaign_or_page_error(request, campaign_id, [Role.ANNOTATOR, Role.VALIDATOR])
+    return render(request, "frontend/validate.html", {"campaign": campaign, "kind": "validate"})

@@ -1,0 +1,125 @@
+// Word-level edit size and diff for the text editor (DESIGN §5). The server recomputes the
+// same figures on submit; this copy only makes the meter live. Keep TOKEN_RE in step with
+// the server's tokenizer.
+
+// Tokens: runs of word characters, and every other non-space character on its own, so
+// "circle?" is ["circle", "?"]: the server's `\w+|[^\w\s]` (annotation/minimality.py).
+export const TOKEN_RE = /[\p{L}\p{N}_]+|[^\s\p{L}\p{N}_]/gu;
+
+/** [{text, start, end}] with character offsets into `text`. */
+export function tokenize(text) {
+  const out = [];
+  for (const m of String(text).matchAll(TOKEN_RE)) {
+    out.push({ text: m[0], start: m.index, end: m.index + m[0].length });
+  }
+  return out;
+}
+
+/** Levenshtein distance between two sequences (strings or arrays) with unit costs. */
+export function levenshtein(a, b) {
+  const n = a.length;
+  const m = b.length;
+  if (n === 0) return m;
+  if (m === 0) return n;
+  let prev = new Array(m + 1);
+  let cur = new Array(m + 1);
+  for (let j = 0; j <= m; j++) prev[j] = j;
+  for (let i = 1; i <= n; i++) {
+    cur[0] = i;
+    const ai = a[i - 1];
+    for (let j = 1; j <= m; j++) {
+      const cost = ai === b[j - 1] ? 0 : 1;
+      cur[j] = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost);
+    }
+    [prev, cur] = [cur, prev];
+  }
+  return prev[m];
+}
+
+/** Alignment of token sequences a → b as ops: {op: "equal"|"delete"|"insert"|"replace", a?, b?}.
+ * Ties prefer replace over delete+insert, so one changed word reads as one change. */
+export function diffTokens(a, b) {
+  const n = a.length;
+  const m = b.length;
+  const d = Array.from({ length: n + 1 }, () => new Int32Array(m + 1));
+  for (let i = 0; i <= n; i++) d[i][0] = i;
+  for (let j = 0; j <= m; j++) d[0][j] = j;
+  for (let i = 1; i <= n; i++) {
+    for (let j = 1; j <= m; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost);
+    }
+  }
+  const ops = [];
+  let i = n;
+  let j = m;
+  while (i > 0 || j > 0) {
+    if (i > 0 && j > 0 && d[i][j] === d[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1)) {
+      ops.push({ op: a[i - 1] === b[j - 1] ? "equal" : "replace", a: i - 1, b: j - 1 });
+      i--; j--;
+    } else if (i > 0 && d[i][j] === d[i - 1][j] + 1) {
+      ops.push({ op: "delete", a: i - 1 });
+      i--;
+    } else {
+      ops.push({ op: "insert", b: j - 1 });
+      j--;
+    }
+  }
+  return ops.reverse();
+}
+
+/** DESIGN §5 text figures: token distance / original token count, and the character distance. */
+export function textMinimality(original, edited) {
+  const a = tokenize(original).map((t) => t.text);
+  const b = tokenize(edited).map((t) => t.text);
+  const distance = levenshtein(a, b);
+  return {
+    token_distance: distance,
+    tokens: a.length,
+    // An empty original counts as one token, as on the server, so the figure stays finite.
+    minimality: distance / Math.max(a.length, 1),
+    // Code points, not UTF-16 units, like Python's str.
+    char_distance: levenshtein(Array.from(String(original)), Array.from(String(edited))),
+  };
+}
+
+/** Segments for rendering the diff inline: [{kind: "same"|"del"|"ins", text}], with the
+ * whitespace between tokens of the edited text kept so the line reads naturally. */
+export function diffSegments(original, edited) {
+  const ta = tokenize(original);
+  const tb = tokenize(edited);
+  const ops = diffTokens(ta.map((t) => t.text), tb.map((t) => t.text));
+  const segs = [];
+  const push = (kind, text) => {
+    const last = segs[segs.length - 1];
+    if (last && last.kind === kind) last.text += text;
+    else segs.push({ kind, text });
+  };
+  let lastEnd = 0; // end offset in `edited` of the previous b-token
+  let prevA = null; // previous a-token printed (for spacing of deletions)
+  for (const o of ops) {
+    if (o.op === "delete") {
+      const tok = ta[o.a];
+      const gap = prevA && tok.start > prevA.end ? " " : (segs.length ? " " : "");
+      if (gap) push("same", gap);
+      push("del", tok.text);
+      prevA = tok;
+      continue;
+    }
+    const tok = tb[o.b];
+    const gap = edited.slice(lastEnd, tok.start);
+    if (gap) push("same", gap);
+    if (o.op === "equal") push("same", tok.text);
+    else {
+      if (o.op === "replace") {
+        push("del", ta[o.a].text);
+        push("same", " ");
+      }
+      push("ins", tok.text);
+    }
+    if (o.a !== undefined) prevA = ta[o.a];
+    lastEnd = tok.end;
+  }
+  if (lastEnd < edited.length && tb.length) push("same", edited.slice(lastEnd));
+  return segs;
+}
