@@ -34,9 +34,9 @@ def home(request: HttpRequest) -> HttpResponse:
         campaigns_visible_to(user=request.user).select_related("dataset").order_by("name")
     )
     roles: dict[int, set[str]] = defaultdict(set)
-    for campaign_id, role in Membership.objects.filter(user_id=request.user.pk).values_list(
-        "campaign_id", "role"
-    ):
+    for campaign_id, role in Membership.objects.filter(
+        user_id=int(request.user.pk or 0)
+    ).values_list("campaign_id", "role"):
         roles[campaign_id].add(role)
     cards = []
     for c in campaigns:
