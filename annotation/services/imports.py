@@ -513,6 +513,14 @@ def _remove_staging(staging: Path) -> None:
 
 
 def _save_upload(upload: UploadedFile, dest: Path) -> None:
+    # Django has already spooled the upload to a temp file; refusing here keeps an oversize
+    # upload from being copied again (the proxy's body limit is the first line of defence).
+    cap = int(getattr(settings, "IMPORT_MAX_UPLOAD_BYTES", 4 * 1024**3))
+    if (upload.size or 0) > cap:
+        raise ValidationFailed(
+            f"the upload {upload.name!r} is {upload.size:,} bytes, over the cap of {cap:,} bytes",
+            code="import_upload_too_large",
+        )
     dest.parent.mkdir(parents=True, exist_ok=True)
     with dest.open("wb") as out:
         for chunk in upload.chunks():

@@ -167,7 +167,7 @@ def test_zip_slip_fails_the_job(api, manager, django_capture_on_commit_callbacks
 
 
 def test_request_errors_are_400_and_stage_nothing(
-    api, manager, django_capture_on_commit_callbacks
+    api, manager, django_capture_on_commit_callbacks, settings
 ) -> None:
     client = api(manager)
     before = snapshot()
@@ -179,6 +179,9 @@ def test_request_errors_are_400_and_stage_nothing(
         {"format": "jsonl", "dataset": "pets", "manifest": jsonl([line("a")])},
     )
     assert r.status_code == 400 and r.json()["error"]["code"] == "schema_missing"
+    settings.IMPORT_MAX_UPLOAD_BYTES = 10
+    r = post(client, django_capture_on_commit_callbacks, manifest_form([line("a")]))
+    assert r.status_code == 400 and r.json()["error"]["code"] == "import_upload_too_large"
     r = post(client, django_capture_on_commit_callbacks, {"format": "parquet", "dataset": "x"})
     assert r.status_code == 400
     r = post(
