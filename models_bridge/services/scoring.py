@@ -88,14 +88,28 @@ def summarise(mv: ModelVersion, logits: np.ndarray) -> list[tuple[dict[str, floa
 
 
 # --- inputs -----------------------------------------------------------------------------
+_paths: dict[tuple[str, str], str] = {}
+PATH_CACHE_SIZE = 50_000
+
+
 def image_paths(shas: Iterable[str]) -> dict[str, str]:
+    """Media file paths by content hash. Media is content-addressed and never rewritten,
+    so a path once found stays right: the live path asks for the same original image on
+    every draft and should not pay a query for it."""
+    from django.conf import settings
+
+    root = str(settings.MEDIA_ROOT)  # part of the key: tests switch MEDIA_ROOT
     wanted = sorted(set(shas))
-    out: dict[str, str] = {}
-    for i in range(0, len(wanted), LOOKUP_CHUNK):
-        for media in Media.objects.filter(sha256__in=wanted[i : i + LOOKUP_CHUNK]).only(
+    out = {sha: _paths[(root, sha)] for sha in wanted if (root, sha) in _paths}
+    missing = [sha for sha in wanted if sha not in out]
+    for i in range(0, len(missing), LOOKUP_CHUNK):
+        for media in Media.objects.filter(sha256__in=missing[i : i + LOOKUP_CHUNK]).only(
             "sha256", "file"
         ):
             out[media.sha256] = str(media_path(media))
+    if len(_paths) > PATH_CACHE_SIZE:
+        _paths.clear()
+    _paths.update(((root, sha), path) for sha, path in out.items())
     return out
 
 
