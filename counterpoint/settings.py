@@ -133,6 +133,9 @@ WHITENOISE_AUTOREFRESH = DEBUG
 IMPORT_MAX_IMAGE_BYTES = env_int("IMPORT_MAX_IMAGE_BYTES", 10 * 1024 * 1024, minimum=1)
 IMPORT_MAX_IMAGE_PIXELS = env_int("IMPORT_MAX_IMAGE_PIXELS", 40_000_000, minimum=1)
 IMPORT_MAX_TEXT_CHARS = env_int("IMPORT_MAX_TEXT_CHARS", 100_000, minimum=1)
+IMPORT_MAX_UPLOAD_BYTES = env_int("IMPORT_MAX_UPLOAD_BYTES", 4 * 1024**3, minimum=1)
+IMPORT_MAX_ARCHIVE_BYTES = env_int("IMPORT_MAX_ARCHIVE_BYTES", 4 * 1024**3, minimum=1)
+IMPORT_MAX_ARCHIVE_FILES = env_int("IMPORT_MAX_ARCHIVE_FILES", 200_000, minimum=1)
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 20 * 1024 * 1024)
 
 # --- REST API -------------------------------------------------------------------------
@@ -156,6 +159,16 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # Several tables have a `kind` or `status` field; name each enum after its model.
+    "ENUM_NAME_OVERRIDES": {
+        "ModelVersionKindEnum": "models_bridge.models.ModelVersion.Kind",
+        "AssignmentKindEnum": "annotation.models.Assignment.Kind",
+        "AssignmentStatusEnum": "annotation.models.Assignment.Status",
+        "JobKindEnum": "annotation.models.Job.Kind",
+        "JobStatusEnum": "annotation.models.Job.Status",
+        "CampaignStatusEnum": "annotation.models.Campaign.Status",
+        "EditStatusEnum": "annotation.models.CounterfactualEdit.Status",
+    },
 }
 
 # --- Celery ---------------------------------------------------------------------------

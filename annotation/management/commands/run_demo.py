@@ -60,7 +60,7 @@ class Command(BaseCommand):
             ],
             env=env,
         )
-        procs = [web, worker]
+        procs = {"web server": web, "celery worker": worker}
         self.stdout.write(
             self.style.SUCCESS(f"Counterpoint is up at http://{opts['bind']}/ — Ctrl-C stops it.")
         )
@@ -75,20 +75,20 @@ class Command(BaseCommand):
         code = 0
         try:
             while not stopping:
-                for p in procs:
+                for name, p in procs.items():
                     if p.poll() is not None:
                         self.stderr.write(
-                            f"{p.args[0]} exited with {p.returncode}; stopping the demo"
+                            f"the {name} exited with {p.returncode}; stopping the demo"
                         )
                         code = p.returncode or 1
                         stopping = True
                 time.sleep(0.5)
         finally:
-            for p in procs:
+            for p in procs.values():
                 if p.poll() is None:
                     p.send_signal(signal.SIGTERM)
             deadline = time.monotonic() + 15
-            for p in procs:
+            for p in procs.values():
                 try:
                     p.wait(timeout=max(0.1, deadline - time.monotonic()))
                 except subprocess.TimeoutExpired:

@@ -45,6 +45,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **opts: Any) -> None:
         report = easyvqa_import(split=opts["split"], dataset_name="easy-VQA")
         dataset = report.dataset
+        assert dataset is not None  # easyvqa_import always returns its dataset
         self.stdout.write(
             f"dataset {dataset.name}: {dataset.examples.count()} examples ({report.created} new)"
         )
@@ -100,7 +101,7 @@ class Command(BaseCommand):
             self.stdout.write(f"  {username:<11} password {creds[username]:<14} ({what})")
 
     def _attach_models(self, campaign: Campaign) -> int:
-        from models_bridge.services import reference_models_register
+        from models_bridge.services.registry import reference_models_register
 
         versions = reference_models_register(dataset=campaign.dataset)
         campaign.model_versions.add(*versions)
