@@ -10,7 +10,7 @@ from PIL import Image
 
 from annotation.models import Assignment, Attempt, Campaign
 from models_bridge.services.registry import REFERENCE_MODELS, model_register
-from tests.conftest import client_for
+from tests.conftest import client_for, requires_postgres
 from tests.models_bridge.conftest import counting, lease, package_dir
 
 pytestmark = pytest.mark.django_db
@@ -264,3 +264,36 @@ def test_all_five_reference_models_answer(evqa_campaign, evqa_people):
     assert r.status_code == 200
     assert [m["name"] for m in r.json()["models"]] == list(REFERENCE_MODELS)
     assert all(m["status"] == "ok" for m in r.json()["models"])
+
+
+@requires_postgres()
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_drafts_get_distinct_seqs_and_respect_the_cap(evqa_campaign, evqa_people):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connection
+
+    attach(evqa_campaign, names=("easyvqa-text-only",))
+    Campaign.objects.filter(pk=evqa_campaign.pk).update(score_cap_per_assignment=6)
+    a = lease(evqa_campaign, evqa_people["shown"])
+
+    def post(i: int) -> tuple[int, int | None]:
+        try:
+            r = client_for(evqa_people["shown"]).post(
+                URL,
+                {"assignment": a.pk, "modality": "text", "value": f"is there shape {i}?"},
+                format="json",
+            )
+            return r.status_code, (r.json().get("attempt") or {}).get("seq")
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(post, range(10)))
+    ok = sorted(seq for status, seq in results if status == 200)
+    assert ok == [1, 2, 3, 4, 5, 6]
+    assert sorted(status for status, _ in results).count(429) == 4
+    assert (
+        list(Attempt.objects.filter(assignment=a).order_by("seq").values_list("seq", flat=True))
+        == ok
+    )
