@@ -34,6 +34,7 @@ def run() -> None:
     from annotation.models import Example, Job
     from annotation.services.jobs import job_create
     from models_bridge.adapters.base import Adapter
+    from models_bridge.adapters.torchscript import TorchScriptAdapter
     from models_bridge.services.loading import adapter_cache_put, adapter_for
     from models_bridge.services.registry import model_register
     from models_bridge.services.scoring import build_batch
@@ -47,6 +48,7 @@ def run() -> None:
     )
     mv = model_register(dataset=dataset, kind="torchscript", location=MODEL)
     adapter = adapter_for(mv)
+    assert isinstance(adapter, TorchScriptAdapter)
 
     class Counting(Adapter):
         def __init__(self, inner: Adapter) -> None:
@@ -95,6 +97,7 @@ def run() -> None:
         wall = time.perf_counter() - t
         job.refresh_from_db()
         assert job.status == Job.Status.SUCCEEDED, job.error
+        assert isinstance(job.result, dict)
         return wall, job.result
 
     first_s, first = job_run()

@@ -67,7 +67,7 @@ def run() -> None:
     )
     campaign.model_versions.set(mvs)
     Membership.objects.create(campaign=campaign, user=user, role=Membership.Role.ANNOTATOR)
-    example = Example.objects.filter(dataset=dataset).order_by("id").first()
+    example = Example.objects.filter(dataset=dataset).order_by("id")[0]
     now = timezone.now()
     assignment = Assignment.objects.create(
         campaign=campaign,
