@@ -119,7 +119,15 @@ class ModelVersionViewSet(
 
 
 class LiveScoreThrottle(UserRateThrottle):
+    """Per user, rate from REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["live_score"]
+    (LIVE_SCORE_RATE), read when the throttle is built rather than at import."""
+
     scope = "live_score"
+
+    def get_rate(self) -> str | None:
+        from rest_framework.settings import api_settings
+
+        return api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
 
 
 def decode_data_url(raw: str) -> bytes:

@@ -297,3 +297,32 @@ def test_concurrent_drafts_get_distinct_seqs_and_respect_the_cap(evqa_campaign, 
         list(Attempt.objects.filter(assignment=a).order_by("seq").values_list("seq", flat=True))
         == ok
     )
+
+
+def test_live_scoring_is_throttled_per_user(evqa_campaign, evqa_people, settings):
+    from django.core.cache import cache
+
+    attach(evqa_campaign, names=("easyvqa-text-only",))
+    cache.clear()
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {"live_score": "2/minute"},
+    }
+    a = lease(evqa_campaign, evqa_people["shown"])
+    b = lease(evqa_campaign, evqa_people["hidden"])
+    shown, hidden = client_for(evqa_people["shown"]), client_for(evqa_people["hidden"])
+    codes = [
+        shown.post(
+            URL, {"assignment": a.pk, "modality": "text", "value": "x"}, format="json"
+        ).status_code
+        for _ in range(3)
+    ]
+    assert codes == [200, 200, 429]
+    # another person has their own budget
+    assert (
+        hidden.post(
+            URL, {"assignment": b.pk, "modality": "text", "value": "x"}, format="json"
+        ).status_code
+        == 200
+    )
+    cache.clear()
