@@ -127,7 +127,8 @@ class LiveScoreThrottle(UserRateThrottle):
     def get_rate(self) -> str | None:
         from rest_framework.settings import api_settings
 
-        return api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
+        rate = api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
+        return str(rate) if rate is not None else None
 
 
 def decode_data_url(raw: str) -> bytes:
