@@ -61,7 +61,7 @@ export class TextEvidence {
   }
 
   keyDown(e) {
-    if (!this.tokens.length) return;
+    if (!this.tokens.length || e.ctrlKey || e.metaKey || e.altKey) return;
     const move = { ArrowRight: 1, ArrowLeft: -1, Home: -1e9, End: 1e9 }[e.key];
     if (move !== undefined) {
       e.preventDefault();
@@ -181,6 +181,7 @@ export class BoxEvidence {
   }
 
   keyDown(e) {
+    if (e.ctrlKey || e.metaKey) return; // Ctrl+Enter belongs to the page (next step / submit)
     const W = this.fig.width;
     const H = this.fig.height;
     if (e.key === "Enter") {

@@ -289,6 +289,7 @@ export class ImageEditor {
   }
 
   keyDown(e) {
+    if (e.ctrlKey || e.metaKey || e.altKey) return; // page shortcuts (submit, undo) pass through
     const big = e.shiftKey ? Math.max(2, Math.round(Math.max(this.w, this.h) / 16)) : 1;
     const d = { ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1] }[e.key];
     if (d) {

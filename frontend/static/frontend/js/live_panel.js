@@ -60,6 +60,8 @@ export class LivePanel {
     try {
       const data = await api("POST", "score/", { assignment: this.assignmentId, ...payload }, { signal: ctrl.signal });
       if (seq !== this.seq) return; // a newer draft is on its way
+      // Which draft the bars describe (text drafts), for tests and the benchmark.
+      this.root.dataset.renderedFor = typeof payload.value === "string" ? payload.value : "";
       this.render(data, seq);
     } catch (err) {
       if (err && err.name === "AbortError") return;

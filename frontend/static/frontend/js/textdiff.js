@@ -83,43 +83,42 @@ export function textMinimality(original, edited) {
   };
 }
 
-/** Segments for rendering the diff inline: [{kind: "same"|"del"|"ins", text}], with the
- * whitespace between tokens of the edited text kept so the line reads naturally. */
+/** Segments for rendering the diff inline: [{kind: "same"|"del"|"ins", text}]. Spacing
+ * follows the texts: a kept or added token gets the space the edited text has before it, a
+ * removed one the space the original had, so the line reads naturally. */
 export function diffSegments(original, edited) {
+  original = String(original);
+  edited = String(edited);
   const ta = tokenize(original);
   const tb = tokenize(edited);
   const ops = diffTokens(ta.map((t) => t.text), tb.map((t) => t.text));
+  const spaced = (text, tok) => tok.start > 0 && /\s/u.test(text[tok.start - 1]);
   const segs = [];
   const push = (kind, text) => {
     const last = segs[segs.length - 1];
     if (last && last.kind === kind) last.text += text;
     else segs.push({ kind, text });
   };
-  let lastEnd = 0; // end offset in `edited` of the previous b-token
-  let prevA = null; // previous a-token printed (for spacing of deletions)
   for (const o of ops) {
     if (o.op === "delete") {
       const tok = ta[o.a];
-      const gap = prevA && tok.start > prevA.end ? " " : (segs.length ? " " : "");
-      if (gap) push("same", gap);
+      if (segs.length && spaced(original, tok)) push("same", " ");
       push("del", tok.text);
-      prevA = tok;
       continue;
     }
     const tok = tb[o.b];
-    const gap = edited.slice(lastEnd, tok.start);
-    if (gap) push("same", gap);
-    if (o.op === "equal") push("same", tok.text);
-    else {
-      if (o.op === "replace") {
-        push("del", ta[o.a].text);
-        push("same", " ");
-      }
+    const space = segs.length && (spaced(edited, tok) || segs[segs.length - 1].kind === "del") ? " " : "";
+    if (o.op === "equal") {
+      push("same", space + tok.text);
+    } else if (o.op === "insert") {
+      if (space) push("same", space);
+      push("ins", tok.text);
+    } else {
+      if (space || (segs.length && spaced(original, ta[o.a]))) push("same", " ");
+      push("del", ta[o.a].text);
+      push("same", " ");
       push("ins", tok.text);
     }
-    if (o.a !== undefined) prevA = ta[o.a];
-    lastEnd = tok.end;
   }
-  if (lastEnd < edited.length && tb.length) push("same", edited.slice(lastEnd));
   return segs;
 }

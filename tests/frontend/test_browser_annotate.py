@@ -1,0 +1,258 @@
+"""The annotator workspace in real headless Chromium against a live server: log in, label with
+the keyboard, answer reliance, mark evidence, make a text edit that flips the multiplicative
+reference model while the live panel updates, make an image edit with the brush, submit, and
+get a draft back after a reload."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+from annotation.minimality import image_minimality, text_minimality
+from annotation.models import Annotation, Attempt, CounterfactualEdit
+from annotation.services.media import media_read
+from tests.frontend.conftest import login, make_campaign, member, shot
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+def key_for(index: int) -> str:
+    """The workspace's shortcut for label `index`: 1..9, 0, then a, b, c ..."""
+    if index < 9:
+        return str(index + 1)
+    if index == 9:
+        return "0"
+    return chr(ord("a") + index - 10)
+
+
+def fits_viewport(page: Any) -> bool:
+    return bool(page.evaluate("document.documentElement.scrollHeight <= window.innerHeight"))
+
+
+def wait_for_bars_on(page: Any, text: str) -> None:
+    """Until the live panel shows the models' answers on exactly this draft text."""
+    page.wait_for_function(
+        "t => document.querySelector('#live-panel').dataset.renderedFor === t", arg=text
+    )
+
+
+def open_workspace(page: Any, campaign: Any, username: str) -> None:
+    login(page, username)
+    page.locator(f".campaign-card[data-campaign-id='{campaign.pk}']").get_by_role(
+        "link", name="Annotate"
+    ).click()
+    page.wait_for_selector(".ws[data-assignment]")
+
+
+def choose_label_with_keyboard(page: Any, labels: list[str], label: str) -> None:
+    page.keyboard.press(key_for(labels.index(label)))
+    assert (
+        page.get_attribute(f"#step-label .label-btn[data-label='{label}']", "aria-checked")
+        == "true"
+    )
+
+
+def target_for(world: Any, label: str) -> str:
+    flip = world.flip
+    if flip.edited_prediction != label:
+        return flip.edited_prediction
+    return next(lab for lab in world.dataset.label_space if lab != label)
+
+
+def test_label_evidence_reliance_and_text_edit_that_flips_the_model(page: Any, evqa: Any) -> None:
+    flip = evqa.flip
+    example = flip.example
+    labels = evqa.dataset.label_space
+    campaign = make_campaign(evqa, examples=[example])
+    ana = member(campaign, "ana", "annotator")
+
+    open_workspace(page, campaign, "ana")
+    assert page.inner_text("#ws-progress") == "0 of 1 done"
+    question = example.values["text"]
+    assert page.inner_text(".modality-text .example-text") == question
+
+    # Label, confidence: keyboard only.
+    choose_label_with_keyboard(page, labels, example.label)
+    page.keyboard.press("Shift+Digit4")
+    assert page.is_checked("#conf-4")
+    # Reliance (DESIGN §4, plain words) → stored as the category.
+    page.get_by_label("I needed both together; neither alone says anything").check()
+    # Evidence: a word of the question and a box on the image.
+    page.locator(".markable .word", has_text=re.compile(rf"^{flip.word}$")).first.click()
+    stage = page.locator(".img-stage.boxable")
+    box = stage.bounding_box()
+    page.mouse.move(box["x"] + 60, box["y"] + 60)
+    page.mouse.down()
+    page.mouse.move(box["x"] + 180, box["y"] + 150, steps=6)
+    page.mouse.up()
+    assert page.locator(".evidence-list .chip").count() == 2
+    page.fill("#rationale", "The question asks about the colour; the picture shows it.")
+    page.keyboard.press("Escape")
+    shot(page, "annotate-label-step")
+    assert fits_viewport(page), "the label step of an easy-VQA task must fit 1280x800"
+
+    # Counterfactual step.
+    page.keyboard.press("Control+Enter")
+    page.wait_for_selector("#step-edit:not([hidden])")
+    page.click("label[for=cfm-text]")
+    target = target_for(evqa, example.label)
+    page.keyboard.press("Escape")  # the text field has focus; shortcuts need the page
+    page.locator("#step-edit .label-btn").first.focus()
+    page.keyboard.press(key_for(labels.index(target)))
+    assert (
+        page.get_attribute(f"#step-edit .label-btn[data-label='{target}']", "aria-checked")
+        == "true"
+    )
+
+    # Replace the word by typing over a selection, as a person would.
+    start = re.search(rf"\b{flip.word}\b", question).start()  # type: ignore[union-attr]
+    page.focus("#cf-text")
+    page.evaluate(
+        "([s, e]) => document.querySelector('#cf-text').setSelectionRange(s, e)",
+        [start, start + len(flip.word)],
+    )
+    page.keyboard.type(flip.replacement, delay=20)
+    assert page.input_value("#cf-text") == flip.edited
+
+    # The live panel follows the edit; the multiplicative model shows the flip.
+    mult = evqa.multiplicative
+    wait_for_bars_on(page, flip.edited)
+    page.wait_for_selector(f"#live-panel .live-model[data-model='{mult.pk}'][data-flipped='1']")
+    row = page.locator(f"#live-panel .live-model[data-model='{mult.pk}']")
+    assert row.get_attribute("data-predicted") == flip.edited_prediction
+    assert "flipped" in row.inner_text()
+    assert page.locator("#live-panel .live-model").count() == len(evqa.models)
+    # The live diff and meter agree with the server's definition (DESIGN §5).
+    assert page.inner_text("#cf-text-diff del") == flip.word
+    assert page.inner_text("#cf-text-diff ins") == flip.replacement
+    expected = text_minimality(question, flip.edited)["minimality"]
+    assert float(page.get_attribute("#cf-text-meter", "data-fraction")) == pytest.approx(expected)
+    shot(page, "annotate-text-edit-live-panel")
+    assert fits_viewport(page), "the edit step must fit 1280x800"
+
+    page.focus("#cf-text")
+    page.keyboard.press("Control+Enter")
+    page.wait_for_selector("[data-state=done]")
+    shot(page, "annotate-all-done")
+
+    annotation = Annotation.objects.get(annotator=ana)
+    assert annotation.label == example.label
+    assert annotation.confidence == 4
+    assert annotation.reliance == "synergy"
+    assert annotation.rationale.startswith("The question asks")
+    spans = [e for e in annotation.evidence if e["type"] == "span"]
+    boxes = [e for e in annotation.evidence if e["type"] == "box"]
+    assert spans == [
+        {
+            "modality": "text",
+            "type": "span",
+            "start": start,
+            "end": start + len(flip.word),
+            "text": flip.word,
+        }
+    ]
+    assert len(boxes) == 1 and boxes[0]["modality"] == "image"
+    b = boxes[0]
+    assert 0 <= b["x"] and b["x"] + b["w"] <= 64 and 0 <= b["y"] and b["y"] + b["h"] <= 64
+    # Dragged 120x90 screen px over a 6x image: 20x15 source px (+-1 for the pixel grid).
+    assert abs(b["w"] - 20) <= 1 and abs(b["h"] - 15) <= 1
+    assert annotation.time_spent_ms > 0
+    edit = CounterfactualEdit.objects.get(annotation=annotation)
+    assert edit.modality == "text"
+    assert edit.edited_values["text"] == flip.edited
+    assert edit.edited_values["image"] == example.values["image"]
+    assert edit.target_label == target
+    assert edit.minimality["token_distance"] == 1
+    assert Attempt.objects.filter(assignment=annotation.assignment).exists()
+
+
+def test_image_edit_with_the_brush_uploads_png_and_mask(page: Any, evqa: Any) -> None:
+    example = evqa.flip.example
+    labels = evqa.dataset.label_space
+    campaign = make_campaign(evqa, examples=[example], name="Image edits")
+    ana = member(campaign, "ana", "annotator")
+    open_workspace(page, campaign, "ana")
+    choose_label_with_keyboard(page, labels, example.label)
+    page.keyboard.press("Control+Enter")
+    page.click("label[for=cfm-image]")
+    page.wait_for_selector(".imged-canvas")
+    target = next(lab for lab in labels if lab != example.label)
+    page.locator("#step-edit .label-btn").first.focus()
+    page.keyboard.press(key_for(labels.index(target)))
+
+    # Brush in black, size 3, one stroke.
+    page.click(".swatch[data-hex='#000000']")
+    page.fill("#brush-size", "3")
+    page.dispatch_event("#brush-size", "input")
+    canvas = page.locator(".imged-canvas")
+    cb = canvas.bounding_box()
+    page.mouse.move(cb["x"] + 30, cb["y"] + 30)
+    page.mouse.down()
+    page.mouse.move(cb["x"] + 150, cb["y"] + 60, steps=10)
+    page.mouse.up()
+    changed = int(page.get_attribute(".imged", "data-changed"))
+    assert changed > 0
+    # Undo takes the stroke back; redo restores it.
+    page.click("text=Undo")
+    assert page.get_attribute(".imged", "data-changed") == "0"
+    page.click("text=Redo")
+    assert int(page.get_attribute(".imged", "data-changed")) == changed
+    page.wait_for_selector("#live-panel[data-state=ok]")
+    shot(page, "annotate-image-edit")
+    assert fits_viewport(page)
+
+    page.click("#step-edit button.primary")
+    page.wait_for_selector("[data-state=done]")
+
+    edit = CounterfactualEdit.objects.get(author=ana)
+    assert edit.modality == "image"
+    assert edit.edited_values["text"] == example.values["text"]
+    assert edit.edited_media is not None and edit.edited_media.mime_type == "image/png"
+    assert (edit.edited_media.width, edit.edited_media.height) == (64, 64)
+    # The browser's live meter counted exactly what the server counts on the uploaded PNG.
+    assert edit.minimality["changed_pixels"] == changed
+    from annotation.models import Media
+
+    original = media_read(Media.objects.get(sha256=example.values["image"]))
+    figures = image_minimality(original, media_read(edit.edited_media))
+    assert figures["changed_pixels"] == changed
+    assert edit.mask_media is not None
+
+
+def test_reload_mid_edit_restores_the_draft(page: Any, evqa: Any) -> None:
+    flip = evqa.flip
+    example = flip.example
+    labels = evqa.dataset.label_space
+    campaign = make_campaign(evqa, examples=[example], name="Drafts")
+    member(campaign, "ana", "annotator")
+    open_workspace(page, campaign, "ana")
+    choose_label_with_keyboard(page, labels, example.label)
+    page.keyboard.press("Shift+Digit2")
+    page.keyboard.press("Control+Enter")
+    page.click("label[for=cfm-text]")
+    page.fill("#cf-text", flip.edited)
+    key = page.evaluate("window.__counterpoint.state.key")
+
+    # Reload: the browser copy comes back at once.
+    page.reload()
+    page.wait_for_selector("#cf-text")
+    assert page.input_value("#cf-text") == flip.edited
+    assert page.evaluate("window.__counterpoint.state.key") == key
+    assert page.is_visible("text=Restored your unfinished work")
+    shot(page, "annotate-draft-restored")
+
+    # A crash that lost the browser copy: the server copy brings it back.
+    page.wait_for_selector("#ws-save[data-state=saved]")
+    page.evaluate("localStorage.clear()")
+    page.reload()
+    page.wait_for_selector("#cf-text")
+    assert page.input_value("#cf-text") == flip.edited
+    assert page.evaluate("window.__counterpoint.state.key") == key
+    page.click("#tab-label")
+    assert (
+        page.get_attribute(f"#step-label .label-btn[data-label='{example.label}']", "aria-checked")
+        == "true"
+    )
+    assert page.is_checked("#conf-2")

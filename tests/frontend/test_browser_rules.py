@@ -1,0 +1,153 @@
+"""Workspace behaviour around the rules, in real headless Chromium: the hidden-feedback arm
+never sees (or asks for) model outputs; a server rule's message lands next to its control and
+the draft stays; a lost response retried with the same idempotency key, and a double click,
+store one submission; skip; a model that is down shows as unavailable, calmly."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from annotation.models import Annotation, Assignment, Campaign
+from models_bridge.models import ModelVersion
+from tests.frontend.conftest import make_campaign, member, shot
+from tests.frontend.test_browser_annotate import (
+    choose_label_with_keyboard,
+    open_workspace,
+    wait_for_bars_on,
+)
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+def to_text_edit(page: Any, world: Any) -> None:
+    example = world.flip.example
+    choose_label_with_keyboard(page, world.dataset.label_space, example.label)
+    page.keyboard.press("Control+Enter")
+    page.click("label[for=cfm-text]")
+    target = next(lab for lab in world.dataset.label_space if lab != example.label)
+    page.click(f"#step-edit .label-btn[data-label='{target}']")
+
+
+def test_hidden_arm_shows_no_model_output_and_never_scores(page: Any, evqa: Any) -> None:
+    campaign = make_campaign(
+        evqa, examples=[evqa.flip.example], feedback_arm=Campaign.FeedbackArm.HIDDEN
+    )
+    ana = member(campaign, "ana", "annotator")
+    scored: list[str] = []
+    page.on("request", lambda r: scored.append(r.url) if "/api/v1/score/" in r.url else None)
+    open_workspace(page, campaign, "ana")
+    to_text_edit(page, evqa)
+    page.fill("#cf-text", evqa.flip.edited)
+    page.wait_for_timeout(700)  # longer than the debounce: a request would have gone out
+    assert page.locator("#live-panel").count() == 0
+    assert page.is_visible("text=Model feedback is not shown in this campaign")
+    shot(page, "annotate-hidden-arm")
+    page.keyboard.press("Control+Enter")
+    page.wait_for_selector("[data-state=done]")
+    assert scored == []
+    assert Annotation.objects.filter(annotator=ana).count() == 1
+
+
+def test_server_rule_shown_next_to_the_editor_and_draft_kept(page: Any, evqa: Any) -> None:
+    campaign = make_campaign(evqa, examples=[evqa.flip.example], edit_budgets={"text": 0.2})
+    ana = member(campaign, "ana", "annotator")
+    open_workspace(page, campaign, "ana")
+    to_text_edit(page, evqa)
+    rewrite = "is this entirely different now?"
+    page.fill("#cf-text", rewrite)
+    assert page.get_attribute("#cf-text-meter", "data-over") == "1"
+    page.keyboard.press("Control+Enter")
+    error = page.locator("#err-editor")
+    error.wait_for(state="visible")
+    # The server's own sentence for counterfactual_over_budget, naming figure and budget.
+    assert "budget" in error.inner_text().lower()
+    assert "20%" in error.inner_text() or "0.2" in error.inner_text()
+    assert page.input_value("#cf-text") == rewrite  # the work is still there
+    shot(page, "annotate-over-budget-error")
+    assert not Annotation.objects.filter(annotator=ana).exists()
+
+    page.fill("#cf-text", evqa.flip.edited)
+    assert error.is_hidden()
+    page.keyboard.press("Control+Enter")
+    page.wait_for_selector("[data-state=done]")
+    assert Annotation.objects.filter(annotator=ana).count() == 1
+
+
+def test_lost_response_is_retried_with_the_same_key_and_stored_once(page: Any, evqa: Any) -> None:
+    campaign = make_campaign(evqa, examples=[evqa.flip.example], task_counterfactual=False)
+    ana = member(campaign, "ana", "annotator")
+    open_workspace(page, campaign, "ana")
+    keys: list[str] = []
+
+    def lose_first_response(route: Any) -> None:
+        keys.append(route.request.post_data_json["idempotency_key"])
+        if len(keys) == 1:
+            route.fetch()  # the server stores the submission...
+            route.abort("connectionreset")  # ...but the answer never arrives
+        else:
+            route.continue_()
+
+    page.route("**/api/v1/assignments/*/submit/", lose_first_response)
+    choose_label_with_keyboard(page, evqa.dataset.label_space, evqa.flip.example.label)
+    page.keyboard.press("Control+Enter")
+    page.wait_for_selector("[data-state=done]")
+    assert len(keys) == 2 and keys[0] == keys[1]
+    assert Annotation.objects.filter(annotator=ana).count() == 1
+
+
+def test_double_click_on_submit_stores_one_submission(page: Any, evqa: Any) -> None:
+    campaign = make_campaign(evqa, examples=[evqa.flip.example], task_counterfactual=False)
+    ana = member(campaign, "ana", "annotator")
+    open_workspace(page, campaign, "ana")
+    posts: list[str] = []
+    page.on("request", lambda r: posts.append(r.url) if r.url.endswith("/submit/") else None)
+    choose_label_with_keyboard(page, evqa.dataset.label_space, evqa.flip.example.label)
+    page.dblclick("#step-label button.primary")
+    page.wait_for_selector("[data-state=done]")
+    assert len(posts) == 1
+    assert Annotation.objects.filter(annotator=ana).count() == 1
+
+
+def test_skip_with_a_reason(page: Any, evqa: Any) -> None:
+    campaign = make_campaign(evqa, examples=[evqa.flip.example])
+    ana = member(campaign, "ana", "annotator")
+    open_workspace(page, campaign, "ana")
+    page.click("#step-label .skip-btn")
+    page.get_by_label("The image is unreadable").check()
+    page.fill("#skip-other", "all grey")
+    shot(page, "annotate-skip-dialog")
+    page.click(".skip-dialog button[type=submit]")
+    page.wait_for_selector("[data-state=done]")
+    a = Assignment.objects.get(annotator=ana)
+    assert a.status == Assignment.Status.SKIPPED
+    assert a.skip_reason == "The image is unreadable: all grey"
+
+
+def test_a_model_that_is_down_shows_as_unavailable(page: Any, evqa: Any) -> None:
+    campaign = make_campaign(evqa, examples=[evqa.flip.example])
+    good = evqa.multiplicative
+    # A registered model whose package has gone missing: it cannot load, the others answer.
+    down = ModelVersion.objects.create(
+        name="gone-model",
+        version="1",
+        kind=good.kind,
+        location="no-such-package",
+        dataset=evqa.dataset,
+        labels=good.labels,
+        label_map=good.label_map,
+        modalities=good.modalities,
+        manifest=good.manifest,
+    )
+    campaign.model_versions.add(down)
+    member(campaign, "ana", "annotator")
+    open_workspace(page, campaign, "ana")
+    to_text_edit(page, evqa)
+    page.fill("#cf-text", evqa.flip.edited)
+    wait_for_bars_on(page, evqa.flip.edited)
+    row = page.locator(f".live-model[data-model='{down.pk}']")
+    assert row.get_attribute("data-status") == "unavailable"
+    assert "unavailable" in row.inner_text()
+    assert page.locator(f".live-model[data-model='{good.pk}'][data-status='ok']").count() == 1
+    shot(page, "annotate-model-unavailable")
