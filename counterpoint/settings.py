@@ -197,6 +197,9 @@ CELERY_TASK_DEFAULT_QUEUE = "celery"
 # --- model bridge ---------------------------------------------------------------------
 MODELS_DIR = Path(env_str("COUNTERPOINT_MODELS_DIR", str(BASE_DIR / "fixtures" / "models")))
 REMOTE_MODEL_TIMEOUT_S = env_float("REMOTE_MODEL_TIMEOUT", 2.0)
+REMOTE_MODEL_RETRIES = env_int("REMOTE_MODEL_RETRIES", 2, minimum=0)
+# torch intra-op threads per process for live scoring (bulk workers pass the core count).
+COUNTERPOINT_TORCH_THREADS = env_int("COUNTERPOINT_TORCH_THREADS", 1, minimum=1)
 
 # --- security in production -----------------------------------------------------------
 if not DEBUG:

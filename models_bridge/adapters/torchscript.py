@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from django.conf import settings
 
 from models_bridge.adapters.base import Adapter, Batch, ModelError, NotFactorized, check_logits
 from models_bridge.adapters.package import Package, PackageError, read_package
@@ -35,7 +36,7 @@ def configure_torch_threads(n: int | None = None) -> int:
         if n is None:
             if _threads_set:
                 return torch.get_num_threads()
-            n = int(os.environ.get("COUNTERPOINT_TORCH_THREADS", "1") or 1)
+            n = int(getattr(settings, "COUNTERPOINT_TORCH_THREADS", 1))
         n = max(1, min(n, os.cpu_count() or 1))
         if torch.get_num_threads() != n:
             torch.set_num_threads(n)
