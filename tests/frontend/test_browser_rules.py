@@ -151,3 +151,85 @@ def test_a_model_that_is_down_shows_as_unavailable(page: Any, evqa: Any) -> None
     assert "unavailable" in row.inner_text()
     assert page.locator(f".live-model[data-model='{good.pk}'][data-status='ok']").count() == 1
     shot(page, "annotate-model-unavailable")
+
+
+def test_expired_session_keeps_the_work_and_restores_it_after_signing_in(
+    page: Any, evqa: Any
+) -> None:
+    flip = evqa.flip
+    campaign = make_campaign(evqa, examples=[flip.example], name="Expiry")
+    ana = member(campaign, "ana", "annotator")
+    open_workspace(page, campaign, "ana")
+    to_text_edit(page, evqa)
+    page.fill("#cf-text", flip.edited)
+    page.context.clear_cookies()  # the session ends (expired, signed out elsewhere, ...)
+
+    page.keyboard.press("Control+Enter")
+    link = page.get_by_role("link", name="Sign in again")
+    link.wait_for()
+    assert "signed out" in page.inner_text("#ws-banner").lower()
+    assert page.input_value("#cf-text") == flip.edited
+    shot(page, "annotate-signed-out")
+    assert not Annotation.objects.filter(annotator=ana).exists()
+
+    link.click()
+    page.fill("#id_username", "ana")
+    page.fill("#id_password", "pw-for-tests")
+    page.click("button[type=submit]")
+    page.wait_for_selector("#cf-text")  # back in the workspace, on the edit step
+    assert page.input_value("#cf-text") == flip.edited
+    page.keyboard.press("Control+Enter")
+    page.wait_for_selector("[data-state=done]")
+    edit = Annotation.objects.get(annotator=ana).edit
+    assert edit.edited_values["text"] == flip.edited
+
+
+def test_keyboard_only_answer_and_image_edit(page: Any, evqa: Any) -> None:
+    """Reliance by arrow keys, evidence by keys, the image painted from the keyboard."""
+    example = evqa.flip.example
+    labels = evqa.dataset.label_space
+    campaign = make_campaign(evqa, examples=[example], name="Keyboard")
+    ana = member(campaign, "ana", "annotator")
+    open_workspace(page, campaign, "ana")
+    choose_label_with_keyboard(page, labels, example.label)
+    # Reliance: focus the group's first radio, arrow to the second ("Only the question").
+    page.focus("#rel-0")
+    page.keyboard.press("ArrowDown")
+    assert page.is_checked("#rel-1")
+    # Evidence: the first word of the question with Space; a box on the image with Enter.
+    page.focus(".markable")
+    page.keyboard.press("Space")
+    page.focus(".img-stage.boxable")
+    page.keyboard.press("Enter")
+    page.keyboard.press("Shift+ArrowRight")
+    assert page.locator(".evidence-list .chip").count() == 2
+    page.keyboard.press("Control+Enter")
+    # Edit the image: the modality radios and the canvas by keyboard.
+    page.focus("#cfm-image")
+    page.keyboard.press("Space")
+    page.wait_for_selector(".imged-canvas")
+    target = next(lab for lab in labels if lab != example.label)
+    page.focus(f"#step-edit .label-btn[data-label='{target}']")
+    page.keyboard.press("Enter")
+    page.focus(".imged-canvas")
+    page.keyboard.press("Space")  # paint at the centre with the default brush
+    painted = int(page.get_attribute(".imged", "data-changed"))
+    assert painted > 0
+    page.click("text=Box fill")
+    page.focus(".imged-canvas")
+    page.keyboard.press("ArrowUp")
+    page.keyboard.press("Space")  # first corner
+    page.keyboard.press("ArrowLeft")
+    page.keyboard.press("ArrowLeft")
+    page.keyboard.press("ArrowUp")
+    page.keyboard.press("Space")  # second corner: a 3x2 box
+    assert int(page.get_attribute(".imged", "data-changed")) >= painted
+    page.keyboard.press("Control+z")
+    assert int(page.get_attribute(".imged", "data-changed")) == painted
+    page.keyboard.press("Control+Enter")
+    page.wait_for_selector("[data-state=done]")
+    a = Annotation.objects.get(annotator=ana)
+    assert a.reliance == "specialization" and a.reliance_modality == "text"
+    kinds = sorted(e["type"] for e in a.evidence)
+    assert kinds == ["box", "span"]
+    assert a.edit.minimality["changed_pixels"] == painted

@@ -94,7 +94,7 @@ export class LivePanel {
     const target = this.targetLabel();
     clear(this.list);
     this.list.classList.remove("stale");
-    this.list.append(el("div", { class: "live-row live-cols", "aria-hidden": "true" },
+    if (models.length) this.list.append(el("div", { class: "live-row live-cols", "aria-hidden": "true" },
       el("span", {}, "model"), el("span", {}, "original → draft"),
       el("span", {}, target ? `“${humanName(target)}” on draft` : "top answer on draft"), el("span", {}, "")));
     let flipped = 0;

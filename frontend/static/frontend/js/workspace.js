@@ -86,7 +86,10 @@ async function loadTask() {
     return showFatal(err);
   }
   if (!task) return showDone();
+  const wasShowing = !!S;
   setup(task);
+  // The next task after a submit: keyboard focus back to the top, shortcuts ready.
+  if (wasShowing) document.getElementById("main").focus({ preventScroll: true });
 }
 
 function showFatal(err) {
