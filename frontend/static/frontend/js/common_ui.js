@@ -85,12 +85,19 @@ export function signInLink() {
   return el("a", { href: `/accounts/login/?next=${next}`, class: "button-link" }, "Sign in again");
 }
 
-/** A shortcut help dialog toggled with "?". */
+const CONNECTORS = new Set(["+", "…", ",", "/", "or"]);
+
+/** ["Ctrl", "+", "Enter"] → <kbd>Ctrl</kbd> + <kbd>Enter</kbd> (connectors stay text). */
+function keysNode(parts) {
+  return parts.map((p) => (CONNECTORS.has(p) ? ` ${p} ` : el("kbd", {}, p)));
+}
+
+/** A shortcut help dialog toggled with "?". rows: [[["Ctrl", "+", "Enter"], "what it does"], ...] */
 export function helpDialog(rows) {
   const dlg = el("dialog", { class: "help", "aria-labelledby": "help-title" },
     el("h2", { id: "help-title" }, "Keyboard shortcuts"),
-    el("table", {}, el("tbody", {}, rows.map(([k, what]) => el("tr", {}, el("th", {}, ...k.split(" + ").flatMap((p, i) => (i ? [" + ", el("kbd", {}, p)] : [el("kbd", {}, p)]))), el("td", {}, what))))),
-    el("form", { method: "dialog" }, el("button", { class: "primary", type: "submit" }, "Close")));
+    el("table", {}, el("tbody", {}, rows.map(([k, what]) => el("tr", {}, el("th", { scope: "row" }, keysNode(k)), el("td", {}, what))))),
+    el("form", { method: "dialog", class: "actions" }, el("button", { class: "primary", type: "submit" }, "Close")));
   document.body.append(dlg);
   return {
     toggle() { if (dlg.open) dlg.close(); else dlg.showModal(); },

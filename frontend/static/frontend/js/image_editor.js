@@ -366,6 +366,7 @@ export class ImageEditor {
 
   update() {
     this.ctx.putImageData(this.image, 0, 0);
+    this.png = null;
     const s = this.summary();
     renderMeter(this.meter, {
       fraction: s.fraction,
@@ -389,8 +390,11 @@ export class ImageEditor {
     return this.summary().count > 0;
   }
 
+  /** The edited image as a PNG data URL (cached until the next change: drafts and live
+   * scoring ask for it often, encoding a large image is not free). */
   toPNG() {
-    return this.canvas.toDataURL("image/png");
+    if (!this.png) this.png = this.canvas.toDataURL("image/png");
+    return this.png;
   }
 
   maskPNG() {

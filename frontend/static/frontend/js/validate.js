@@ -14,11 +14,11 @@ const topBanner = document.getElementById("ws-banner");
 const progressEl = document.getElementById("ws-progress");
 
 const help = helpDialog([
-  ["1 … 9, 0, a, b …", "choose the answer"],
-  ["Shift + X", "mark as broken / unreadable"],
-  ["Ctrl + Enter", "submit and go to the next"],
-  ["Esc", "leave the comment field"],
-  ["?", "show this help"],
+  [["1", "…", "9", ",", "0", ",", "a", ",", "b", "…"], "choose the answer"],
+  [["Shift", "+", "X"], "mark as broken / unreadable"],
+  [["Ctrl", "+", "Enter"], "submit and go to the next"],
+  [["Esc"], "leave the comment field"],
+  [["?"], "show this help"],
 ]);
 
 let S = null;

@@ -37,15 +37,15 @@ const fieldForCode = (code) => ERROR_FIELD[code] || (/^(counterfactual_|image_|t
 const LABEL_STEP_FIELDS = new Set(["label", "confidence", "reliance", "evidence", "rationale"]);
 
 const help = helpDialog([
-  ["1 … 9, 0, a, b …", "choose the answer (on the edit step: the target answer)"],
-  ["Shift + 1 … 5", "confidence"],
-  ["Ctrl + Enter", "next step / submit"],
-  ["Esc", "leave a text field, so the keys above work again"],
-  ["Arrow keys + Space", "in the question: move between words and mark one as evidence"],
-  ["Enter, arrows, Delete", "on the image: add, move (Shift: resize), remove an evidence box"],
-  ["Arrows + Space, [ ]", "on the edit canvas: move the cursor and paint; brush size"],
-  ["Ctrl + Z / Ctrl + Shift + Z", "undo / redo an image edit"],
-  ["?", "show this help"],
+  [["1", "…", "9", ",", "0", ",", "a", ",", "b", "…"], "choose the answer (on the edit step: the target answer)"],
+  [["Shift", "+", "1", "…", "5"], "how sure you are"],
+  [["Ctrl", "+", "Enter"], "next step / submit"],
+  [["Esc"], "leave a text field, so the keys above work again"],
+  [["←", "→", "Space"], "on the question: move between words, mark one as evidence"],
+  [["Enter", "←↑↓→", "Delete"], "on the image: add a box, move it (with Shift: resize), remove it"],
+  [["←↑↓→", "Space", "[", "]"], "on the edit canvas: move the cursor, paint; brush size"],
+  [["Ctrl", "+", "Z"], "undo an image edit (Ctrl + Shift + Z: redo)"],
+  [["?"], "show this help"],
 ]);
 
 let S = null; // the current task's state
@@ -325,7 +325,8 @@ function buildLabelStep() {
   }
 
   const rationaleOn = campaign.tasks.rationale !== false;
-  if (rationaleOn && q("reliance", "").enabled) {
+  // With one input there is nothing to compare: the reliance question only makes sense for two or more.
+  if (rationaleOn && q("reliance", "").enabled && mods.length > 1) {
     const opts = relianceOptions(mods);
     S.relianceOpts = opts;
     const radios = opts.map((o, i) => {
@@ -464,6 +465,7 @@ function chooseModality(name) {
 }
 
 async function showEditor(name) {
+  const st = S; // the task this call belongs to: a slow image load must not leak into the next
   restoreViews();
   const mod = S.task.campaign.modalities.find((m) => m.name === name);
   const n = S.ui.modalityNodes[name];
@@ -480,12 +482,15 @@ async function showEditor(name) {
     else if (mod.kind === "image") {
       n.body.replaceChildren(el("p", { class: "muted" }, "Loading the image editor…"));
       const { bitmap, width, height } = await loadBitmap(original.url);
+      if (S !== st) return;
       ed = { kind: "image", editor: new ImageEditor({ ...common, bitmap, width, height }) };
       if (saved) await ed.editor.restoreDataUrl(saved);
+      if (S !== st) return;
     }
-    S.editors[name] = ed;
+    if (!S.editors[name]) S.editors[name] = ed;
+    ed = S.editors[name];
   }
-  if (S.cf.modality !== name || S.step !== "edit") return; // the annotator moved on meanwhile
+  if (S !== st || S.cf.modality !== name || S.step !== "edit") return; // the annotator moved on
   S.ui.err_editor = S.ui.err_editor || errorSlot("err-editor");
   n.body.replaceChildren(ed.editor.node, S.ui.err_editor);
   if (ed.editor.isChanged()) scheduleScore(name);
