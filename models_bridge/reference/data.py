@@ -86,7 +86,7 @@ def read_image(path: str | Path) -> np.ndarray:
     with Image.open(path) as im:
         rgb = im.convert("RGB")
         if rgb.size != IMAGE_SIZE:
-            rgb = rgb.resize(IMAGE_SIZE, Image.BILINEAR)
+            rgb = rgb.resize(IMAGE_SIZE, Image.Resampling.BILINEAR)
         return np.asarray(rgb, dtype=np.uint8).transpose(2, 0, 1).copy()
 
 
@@ -152,7 +152,7 @@ def _load_split(
     tokenizer: Tokenizer,
     label_index: dict[str, int],
 ) -> Split:
-    texts, answers, qids = (list(x) for x in questions)
+    texts, answers, qids = list(questions[0]), list(questions[1]), list(questions[2])
     ids = sorted(paths)
     row = {image_id: i for i, image_id in enumerate(ids)}
     images = torch.from_numpy(np.stack([read_image(paths[i]) for i in ids]))

@@ -19,7 +19,6 @@ This module must stay free of Django imports: it is scripted and run by plain Py
 from __future__ import annotations
 
 import math
-from typing import Dict
 
 import torch
 from torch import Tensor, nn
@@ -111,7 +110,7 @@ class TextOnly(nn.Module):
         self.text = TextVectorEncoder(vocab_size, max_length, dim)
         self.head = nn.Sequential(nn.ReLU(), nn.Linear(dim, num_labels))
 
-    def forward(self, inputs: Dict[str, Tensor]) -> Tensor:
+    def forward(self, inputs: dict[str, Tensor]) -> Tensor:
         return self.fuse({"text": self.encode_text(inputs["text"])})
 
     @torch.jit.export
@@ -123,7 +122,7 @@ class TextOnly(nn.Module):
         return _empty(image.size(0), image)
 
     @torch.jit.export
-    def fuse(self, encodings: Dict[str, Tensor]) -> Tensor:
+    def fuse(self, encodings: dict[str, Tensor]) -> Tensor:
         return self.head(encodings["text"])
 
 
@@ -135,7 +134,7 @@ class ImageOnly(nn.Module):
         self.image = ImageVectorEncoder(dim)
         self.head = nn.Sequential(nn.ReLU(), nn.Linear(dim, num_labels))
 
-    def forward(self, inputs: Dict[str, Tensor]) -> Tensor:
+    def forward(self, inputs: dict[str, Tensor]) -> Tensor:
         return self.fuse({"image": self.encode_image(inputs["image"])})
 
     @torch.jit.export
@@ -147,7 +146,7 @@ class ImageOnly(nn.Module):
         return self.image(image)
 
     @torch.jit.export
-    def fuse(self, encodings: Dict[str, Tensor]) -> Tensor:
+    def fuse(self, encodings: dict[str, Tensor]) -> Tensor:
         return self.head(encodings["image"])
 
 
@@ -165,7 +164,7 @@ class Additive(nn.Module):
         self.image = ImageVectorEncoder(dim)
         self.image_head = nn.Sequential(nn.ReLU(), nn.Linear(dim, num_labels))
 
-    def forward(self, inputs: Dict[str, Tensor]) -> Tensor:
+    def forward(self, inputs: dict[str, Tensor]) -> Tensor:
         return self.fuse(
             {
                 "text": self.encode_text(inputs["text"]),
@@ -182,7 +181,7 @@ class Additive(nn.Module):
         return self.image_head(self.image(image))
 
     @torch.jit.export
-    def fuse(self, encodings: Dict[str, Tensor]) -> Tensor:
+    def fuse(self, encodings: dict[str, Tensor]) -> Tensor:
         return encodings["text"] + encodings["image"]
 
 
@@ -195,7 +194,7 @@ class Multiplicative(nn.Module):
         self.image = ImageVectorEncoder(dim)
         self.head = nn.Sequential(nn.Linear(dim, 128), nn.ReLU(), nn.Linear(128, num_labels))
 
-    def forward(self, inputs: Dict[str, Tensor]) -> Tensor:
+    def forward(self, inputs: dict[str, Tensor]) -> Tensor:
         return self.fuse(
             {
                 "text": self.encode_text(inputs["text"]),
@@ -212,7 +211,7 @@ class Multiplicative(nn.Module):
         return self.image(image)
 
     @torch.jit.export
-    def fuse(self, encodings: Dict[str, Tensor]) -> Tensor:
+    def fuse(self, encodings: dict[str, Tensor]) -> Tensor:
         return self.head(encodings["text"] * encodings["image"])
 
 
@@ -254,7 +253,7 @@ class CrossAttention(nn.Module):
         self.value = nn.Linear(dim, dim)
         self.head = nn.Sequential(nn.Linear(2 * dim, 128), nn.ReLU(), nn.Linear(128, num_labels))
 
-    def forward(self, inputs: Dict[str, Tensor]) -> Tensor:
+    def forward(self, inputs: dict[str, Tensor]) -> Tensor:
         return self.fuse(
             {
                 "text": self.encode_text(inputs["text"]),
@@ -290,7 +289,7 @@ class CrossAttention(nn.Module):
         return self._regions(image).flatten(1)
 
     @torch.jit.export
-    def fuse(self, encodings: Dict[str, Tensor]) -> Tensor:
+    def fuse(self, encodings: dict[str, Tensor]) -> Tensor:
         text = encodings["text"]
         batch = text.size(0)
         tok_all = text.view(batch, -1, self.dim + 1)
@@ -307,7 +306,7 @@ class CrossAttention(nn.Module):
         return self.head(torch.cat([joint, question], dim=-1))
 
     @torch.jit.export
-    def attention(self, inputs: Dict[str, Tensor]) -> Tensor:
+    def attention(self, inputs: dict[str, Tensor]) -> Tensor:
         """(B, L, R) weights of each question token over the image regions.
 
         Every row (padding tokens included) is a softmax over regions and sums to 1;

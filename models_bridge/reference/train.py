@@ -94,9 +94,7 @@ def _inputs(
     return out
 
 
-def _predict(
-    model: nn.Module, data: EasyVQA, split: Split, modalities: tuple[str, ...]
-) -> Tensor:
+def _predict(model: nn.Module, data: EasyVQA, split: Split, modalities: tuple[str, ...]) -> Tensor:
     model.eval()
     preds = []
     with torch.inference_mode():
@@ -192,7 +190,9 @@ def _package(
     scripted = torch.jit.script(model.eval())
     pt_path = target / "model.pt"
     scripted.save(str(pt_path))
-    _check_export(model, scripted, pt_path, _inputs(data, data.test, torch.arange(8), spec.modalities))
+    _check_export(
+        model, scripted, pt_path, _inputs(data, data.test, torch.arange(8), spec.modalities)
+    )
 
     exports = ["forward", "encode_text", "encode_image", "fuse"]
     preprocessing: dict[str, Any] = {}

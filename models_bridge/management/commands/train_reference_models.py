@@ -24,7 +24,10 @@ class Command(BaseCommand):
         parser.add_argument("--out", default="fixtures/models", help="output directory")
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument(
-            "--only", nargs="+", choices=MODEL_NAMES, metavar="NAME",
+            "--only",
+            nargs="+",
+            choices=MODEL_NAMES,
+            metavar="NAME",
             help=f"train only these models ({', '.join(MODEL_NAMES)})",
         )
         parser.add_argument(
