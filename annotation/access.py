@@ -21,6 +21,8 @@ User = AbstractBaseUser | AnonymousUser
 def _uid(user: User) -> int:
     # 0 matches no row: ids start at 1, so an anonymous caller sees nothing.
     return int(user.pk) if getattr(user, "is_authenticated", False) and user.pk else 0
+
+
 Role = Membership.Role
 
 
@@ -50,7 +52,9 @@ def campaign_for_user(
     if is_staff(user):
         return campaign
     held = set(
-        Membership.objects.filter(campaign=campaign, user_id=_uid(user)).values_list("role", flat=True)
+        Membership.objects.filter(campaign=campaign, user_id=_uid(user)).values_list(
+            "role", flat=True
+        )
     )
     if not held:
         raise NotFound(f"campaign {campaign_id} does not exist")
