@@ -50,6 +50,40 @@ def test_hidden_arm_shows_no_model_output_and_never_scores(page: Any, evqa: Any)
     assert Annotation.objects.filter(annotator=ana).count() == 1
 
 
+def test_a_late_answer_for_an_older_draft_is_dropped(page: Any, evqa: Any) -> None:
+    # The first scoring answer is held back 800 ms and cannot be aborted, so it arrives
+    # after the answer for the newer draft: the panel must keep showing the newer one.
+    page.add_init_script(
+        """(() => {
+          const orig = window.fetch;
+          let n = 0;
+          window.fetch = async (url, init) => {
+            if (String(url).includes('/api/v1/score/')) window.__scoreCalls = n + 1;
+            if (String(url).includes('/api/v1/score/') && ++n === 1) {
+              const { signal, ...rest } = init;
+              const resp = await orig(url, rest);
+              await new Promise((r) => setTimeout(r, 800));
+              return resp;
+            }
+            return orig(url, init);
+          };
+        })();"""
+    )
+    campaign = make_campaign(evqa, examples=[evqa.flip.example], name="Stale")
+    member(campaign, "ana", "annotator")
+    open_workspace(page, campaign, "ana")
+    to_text_edit(page, evqa)
+    older = evqa.flip.edited + " x"
+    page.fill("#cf-text", older)  # scored at once (first edit after a pause): the slow one
+    page.fill("#cf-text", evqa.flip.edited)  # within the debounce: scored 300 ms later
+    wait_for_bars_on(page, evqa.flip.edited)
+    page.wait_for_timeout(1200)  # the older answer has arrived by now
+    panel = page.locator("#live-panel")
+    assert panel.get_attribute("data-rendered-for") == evqa.flip.edited
+    assert panel.get_attribute("data-render-count") == "1"
+    assert page.evaluate("window.__scoreCalls") == 2  # both drafts were sent
+
+
 def test_server_rule_shown_next_to_the_editor_and_draft_kept(page: Any, evqa: Any) -> None:
     campaign = make_campaign(evqa, examples=[evqa.flip.example], edit_budgets={"text": 0.2})
     ana = member(campaign, "ana", "annotator")

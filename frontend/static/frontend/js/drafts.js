@@ -75,6 +75,12 @@ export class DraftStore {
         this.onStatus("closed", err);
         return;
       }
+      if (err.status === 400) {
+        // The server refuses this draft (e.g. over its size cap): retrying cannot help; the
+        // browser copy stands, and the next change tries again.
+        this.onStatus("rejected", err);
+        return;
+      }
       if (!this.pending) this.pending = draft; // retry with the next change or flush
       this.onStatus(err.code === "not_authenticated" ? "signed-out" : "offline", err);
       clearTimeout(this.timer);

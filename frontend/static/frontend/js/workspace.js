@@ -32,6 +32,9 @@ const ERROR_FIELD = {
   target_label_not_in_label_space: "target",
   target_label_same_as_label: "target",
   counterfactual_modality_not_editable: "modality",
+  counterfactual_modality_not_assigned: "modality",
+  counterfactual_target_not_assigned: "target",
+  rationale_too_long: "rationale",
 };
 const fieldForCode = (code) => ERROR_FIELD[code] || (/^(counterfactual_|image_|tabular_|text_)/.test(code) ? "editor" : "");
 const LABEL_STEP_FIELDS = new Set(["label", "confidence", "reliance", "evidence", "rationale"]);
@@ -174,7 +177,16 @@ function progress() {
 
 function saveStatus(state, err) {
   if (!saveEl) return;
-  const text = { unsaved: "Saving…", saving: "Saving…", saved: "All changes saved", offline: "Saved in this browser (server unreachable)", "signed-out": "Saved in this browser", closed: "" }[state] ?? "";
+  const text = {
+    unsaved: "Saving…",
+    saving: "Saving…",
+    saved: "All changes saved",
+    offline: "Saved in this browser (server unreachable)",
+    "signed-out": "Saved in this browser",
+    rejected: "Saved in this browser only",
+    closed: "",
+  }[state] ?? "";
+  if (saveEl && state === "rejected" && err) saveEl.title = err.message;
   saveEl.textContent = text;
   saveEl.dataset.state = state;
   if (state === "signed-out") banner(topBanner, err.message, { kind: "warn", actions: [signInLink()] });
