@@ -49,6 +49,10 @@ def home(request: HttpRequest) -> HttpResponse:
                 "can_annotate": annotating,
                 "can_validate": bool(held & {Role.ANNOTATOR, Role.VALIDATOR}) and c.task_validation,
                 "can_manage": Role.MANAGER in held or request.user.is_staff,
+                # The admin only lets staff in; other managers use the (browsable) API.
+                "manage_url": f"/admin/annotation/campaign/{c.pk}/change/"
+                if request.user.is_staff
+                else f"/api/v1/campaigns/{c.pk}/",
                 "active": c.status == Campaign.Status.ACTIVE,
             }
         )

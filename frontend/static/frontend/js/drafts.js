@@ -67,8 +67,9 @@ export class DraftStore {
     try {
       this.inflight = api("PUT", `assignments/${this.assignmentId}/draft/`, { draft }, { keepalive });
       await this.inflight;
-      this.onStatus(this.pending ? "unsaved" : "saved");
+      if (!this.closed) this.onStatus(this.pending ? "unsaved" : "saved");
     } catch (err) {
+      if (this.closed) return; // submitted meanwhile: nothing to report
       if (err.status === 409) {
         // Submitted elsewhere (another tab): nothing left to save here.
         this.closed = true;

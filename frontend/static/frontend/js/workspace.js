@@ -80,6 +80,7 @@ function relianceOptions(mods) {
 // ---------------------------------------------------------------------------------------
 async function loadTask() {
   app.before(topBanner); // it lives in the task's head row while a task is shown
+  if (saveEl) saveEl.textContent = "";
   clear(app).append(el("p", { class: "loading muted" }, "Getting your next task…"));
   banner(topBanner, "");
   let task;
