@@ -16,7 +16,10 @@ export class TextEvidence {
     this.node = el("p", {
       class: "example-text markable",
       tabindex: "0",
-      role: "group",
+      // A multi-select listbox of words: the ARIA pattern for "choose several, one active".
+      role: "listbox",
+      "aria-multiselectable": "true",
+      "aria-orientation": "horizontal",
       "aria-label": `${label}: mark the words that mattered. Arrow keys move, Space marks or unmarks a word.`,
       lang: "en",
     });
@@ -24,7 +27,7 @@ export class TextEvidence {
     let pos = 0;
     this.tokens.forEach((t, i) => {
       if (t.start > pos) this.node.append(this.text.slice(pos, t.start));
-      const w = el("span", { class: "word", id: `${modality}-w${i}`, dataset: { i: String(i) }, "aria-pressed": "false" }, t.text);
+      const w = el("span", { class: "word", role: "option", id: `${modality}-w${i}`, dataset: { i: String(i) }, "aria-selected": "false" }, t.text);
       this.words.push(w);
       this.node.append(w);
       pos = t.end;
@@ -83,7 +86,7 @@ export class TextEvidence {
   set(i, on) {
     if (on) this.selected.add(i); else this.selected.delete(i);
     this.words[i].classList.toggle("marked", on);
-    this.words[i].setAttribute("aria-pressed", on ? "true" : "false");
+    this.words[i].setAttribute("aria-selected", on ? "true" : "false");
     this.onChange();
   }
 
