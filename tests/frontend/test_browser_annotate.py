@@ -194,6 +194,12 @@ def test_image_edit_with_the_brush_uploads_png_and_mask(page: Any, evqa: Any) ->
     page.mouse.up()
     changed = int(page.get_attribute(".imged", "data-changed"))
     assert changed > 0
+    # Zoom in and back: the display scale changes, the pixels do not.
+    page.click("button[aria-label='Zoom in']")
+    assert canvas.evaluate("c => c.style.width") == "512px"  # 6x -> 8x of 64 px
+    page.click("button[aria-label='Zoom out']")
+    assert canvas.evaluate("c => c.style.width") == "384px"
+    assert int(page.get_attribute(".imged", "data-changed")) == changed
     # Undo takes the stroke back; redo restores it.
     page.click("text=Undo")
     assert page.get_attribute(".imged", "data-changed") == "0"

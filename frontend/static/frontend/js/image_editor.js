@@ -159,14 +159,12 @@ export class ImageEditor {
     for (const b of this.swatches.children) b.setAttribute("aria-pressed", String(b.dataset.hex === hex));
   }
 
+  /** One zoom step in or out (dir = +1 / -1); the display size stays under 4096 px. */
   setZoom(dir) {
-    const base = displayScale(this.w, this.h);
     const steps = [0.25, 0.5, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32].filter((z) => z * Math.max(this.w, this.h) <= 4096);
-    let i = steps.findIndex((z) => z >= this.zoom - 1e-9);
-    if (i < 0) i = steps.length - 1;
-    if (steps[i] !== this.zoom && dir < 0) i = Math.max(0, i - 1);
-    else i = Math.max(0, Math.min(steps.length - 1, i + dir));
-    this.zoom = dir === 0 ? base : steps[i];
+    if (!steps.length) return;
+    const next = dir > 0 ? steps.find((z) => z > this.zoom) : [...steps].reverse().find((z) => z < this.zoom);
+    if (next !== undefined) this.zoom = next;
     this.applyZoom();
   }
 
