@@ -201,9 +201,9 @@ def test_image_edit_with_the_brush_uploads_png_and_mask(page: Any, evqa: Any) ->
     assert canvas.evaluate("c => c.style.width") == "384px"
     assert int(page.get_attribute(".imged", "data-changed")) == changed
     # Undo takes the stroke back; redo restores it.
-    page.click("text=Undo")
+    page.click("button[aria-label=Undo]")
     assert page.get_attribute(".imged", "data-changed") == "0"
-    page.click("text=Redo")
+    page.click("button[aria-label=Redo]")
     assert int(page.get_attribute(".imged", "data-changed")) == changed
     page.wait_for_selector("#live-panel[data-state=ok]")
     shot(page, "annotate-image-edit")
@@ -230,6 +230,40 @@ def test_image_edit_with_the_brush_uploads_png_and_mask(page: Any, evqa: Any) ->
     figures = image_minimality(original, media_read(edit.edited_media))
     assert figures["changed_pixels"] == changed
     assert edit.mask_media is not None
+
+
+def test_patch_tool_copies_a_region_elsewhere(page: Any, evqa: Any) -> None:
+    example = evqa.flip.example
+    labels = evqa.dataset.label_space
+    campaign = make_campaign(evqa, examples=[example], name="Patches")
+    member(campaign, "ana", "annotator")
+    open_workspace(page, campaign, "ana")
+    choose_label_with_keyboard(page, labels, example.label)
+    page.keyboard.press("Control+Enter")
+    page.click("label[for=cfm-image]")
+    page.wait_for_selector(".imged-canvas")
+    cb = page.locator(".imged-canvas").bounding_box()
+    # A black mark in the top-left corner: 6x6 source pixels (36x36 screen px at 6x).
+    page.click(".swatch[data-hex='#000000']")
+    page.click("text=Box fill")
+    page.mouse.move(cb["x"] + 3, cb["y"] + 3)
+    page.mouse.down()
+    page.mouse.move(cb["x"] + 33, cb["y"] + 33, steps=4)
+    page.mouse.up()
+    mark = int(page.get_attribute(".imged", "data-changed"))
+    assert 0 < mark <= 36
+    # Copy it with Patch and paste it at the bottom-right corner.
+    page.click("button[data-tool=patch]")
+    page.mouse.move(cb["x"] + 3, cb["y"] + 3)
+    page.mouse.down()
+    page.mouse.move(cb["x"] + 33, cb["y"] + 33, steps=4)
+    page.mouse.up()
+    assert page.get_attribute(".imged", "data-patch") == "6x6"
+    assert int(page.get_attribute(".imged", "data-changed")) == mark  # copying changes nothing
+    page.mouse.click(cb["x"] + 6 * 58, cb["y"] + 6 * 58)
+    after = int(page.get_attribute(".imged", "data-changed"))
+    assert mark < after <= 2 * 36
+    shot(page, "annotate-image-patch")
 
 
 def test_reload_mid_edit_restores_the_draft(page: Any, evqa: Any) -> None:

@@ -16,6 +16,7 @@ const TOOLS = [
   { id: "rect", name: "Box fill", hint: "drag a box; it fills with the chosen colour" },
   { id: "erase", name: "Erase", hint: "paint with the background colour" },
   { id: "restore", name: "Restore", hint: "paint the original pixels back" },
+  { id: "patch", name: "Patch", hint: "drag a box to copy it, then click where the copy goes (choose Patch again for a new one)" },
 ];
 
 export class ImageEditor {
@@ -96,8 +97,8 @@ export class ImageEditor {
         dataset: { hex },
         onclick: () => this.setColour(io.rgbOf(hex)),
       })));
-    this.undoBtn = el("button", { type: "button", class: "tool", title: "Undo (Ctrl+Z)", onclick: () => this.undo() }, "Undo");
-    this.redoBtn = el("button", { type: "button", class: "tool", title: "Redo (Ctrl+Shift+Z)", onclick: () => this.redo() }, "Redo");
+    this.undoBtn = el("button", { type: "button", class: "tool icon", "aria-label": "Undo", title: "Undo (Ctrl+Z)", onclick: () => this.undo() }, "↶");
+    this.redoBtn = el("button", { type: "button", class: "tool icon", "aria-label": "Redo", title: "Redo (Ctrl+Shift+Z)", onclick: () => this.redo() }, "↷");
     this.zoomOut = el("output", { class: "tool-out", "aria-live": "polite" }, "");
     const zoomBtns = [
       el("button", { type: "button", class: "tool icon", "aria-label": "Zoom out", title: "Zoom out (-)", onclick: () => this.setZoom(-1) }, "−"),
@@ -112,13 +113,15 @@ export class ImageEditor {
     this.node = el("div", { class: "imged" },
       el("div", { class: "imged-tools", role: "toolbar", "aria-label": "Image tools" },
         el("div", { class: "tool-row" },
-          el("div", { class: "tool-group", role: "group", "aria-label": "Tool" }, toolButtons),
-          el("div", { class: "tool-group" }, this.undoBtn, this.redoBtn),
-          el("div", { class: "tool-group", role: "group", "aria-label": "Zoom" }, zoomBtns)),
+          el("div", { class: "tool-group", role: "group", "aria-label": "Tool" }, toolButtons)),
         el("div", { class: "tool-row" },
           el("div", { class: "tool-group" }, el("label", { for: "brush-size", class: "inline-label" }, "Size"), this.sizeInput, this.sizeOut),
           el("div", { class: "tool-group" }, el("label", { for: "brush-colour", class: "inline-label" }, "Colour"), this.colourInput, this.swatches))),
-      this.stage,
+      el("div", { class: "imged-body" },
+        this.stage,
+        el("div", { class: "imged-side" },
+          el("div", { class: "tool-group", role: "group", "aria-label": "History" }, this.undoBtn, this.redoBtn),
+          el("div", { class: "tool-group", role: "group", "aria-label": "Zoom" }, zoomBtns))),
       this.meter);
     this.canvas.addEventListener("pointerdown", (e) => this.pointerDown(e));
     this.canvas.addEventListener("pointermove", (e) => this.pointerMove(e));
@@ -134,10 +137,12 @@ export class ImageEditor {
   // ---- state changes --------------------------------------------------------------------
   setTool(id) {
     this.tool = id;
+    this.patch = null; // choosing Patch (again) starts with copying a new one
     this.rectStart = null;
     this.preview.hidden = true;
     this.toolButtons.forEach((b) => b.setAttribute("aria-pressed", String(b.dataset.tool === id)));
     this.node.dataset.tool = id;
+    this.showPatchState();
   }
 
   setSize(n) {
@@ -241,9 +246,15 @@ export class ImageEditor {
     this.canvas.setPointerCapture(e.pointerId);
     const [x, y] = this.toSource(e);
     this.cursor = { x, y, visible: true };
-    if (this.tool === "rect") {
+    if (this.boxTool()) {
       this.stroke = { rect: true, x0: x, y0: y };
       this.showRect(io.rectFromCorners(x, y, x, y, this.w, this.h));
+      return;
+    }
+    if (this.tool === "patch") {
+      this.pastePatchAt(x, y);
+      this.stroke = { pasted: true };
+      this.scheduleDraw();
       return;
     }
     this.snapshot();
@@ -261,6 +272,7 @@ export class ImageEditor {
       this.showRect(io.rectFromCorners(this.stroke.x0, this.stroke.y0, x, y, this.w, this.h));
       return;
     }
+    if (this.stroke.pasted) return;
     const [rgb, src] = this.paintColour();
     io.strokeSegment(this.image.data, this.w, this.h, this.stroke.x, this.stroke.y, x, y, this.size, rgb, src);
     this.stroke.x = x;
@@ -270,14 +282,15 @@ export class ImageEditor {
 
   pointerUp(e) {
     if (!this.stroke) return;
+    let changed = true;
     if (this.stroke.rect) {
       const [x, y] = this.toSource(e);
-      this.fillBox(io.rectFromCorners(this.stroke.x0, this.stroke.y0, x, y, this.w, this.h));
+      changed = this.finishBox(io.rectFromCorners(this.stroke.x0, this.stroke.y0, x, y, this.w, this.h));
       this.preview.hidden = true;
     }
     this.stroke = null;
     this.update();
-    this.onCommit();
+    if (changed) this.onCommit();
   }
 
   fillBox(rect) {
@@ -300,17 +313,21 @@ export class ImageEditor {
     } else if (e.key === " ") {
       e.preventDefault();
       const { x, y } = this.cursor;
-      if (this.tool === "rect") {
+      if (this.boxTool()) {
         if (!this.rectStart) {
           this.rectStart = { x, y };
           this.showRect(io.rectFromCorners(x, y, x, y, this.w, this.h));
         } else {
-          this.fillBox(io.rectFromCorners(this.rectStart.x, this.rectStart.y, x, y, this.w, this.h));
+          const changed = this.finishBox(io.rectFromCorners(this.rectStart.x, this.rectStart.y, x, y, this.w, this.h));
           this.rectStart = null;
           this.preview.hidden = true;
           this.update();
-          this.onCommit();
+          if (changed) this.onCommit();
         }
+      } else if (this.tool === "patch") {
+        this.pastePatchAt(x, y);
+        this.update();
+        this.onCommit();
       } else {
         this.snapshot();
         const [rgb, src] = this.paintColour();
@@ -332,6 +349,34 @@ export class ImageEditor {
     }
   }
 
+  /** Box gestures: Box fill always; Patch until something has been copied. */
+  boxTool() {
+    return this.tool === "rect" || (this.tool === "patch" && !this.patch);
+  }
+
+  showPatchState() {
+    const btn = this.toolButtons && this.toolButtons.find((b) => b.dataset.tool === "patch");
+    if (!btn) return;
+    btn.textContent = this.patch ? `Paste ${this.patch.w}×${this.patch.h}` : "Patch";
+    this.node.dataset.patch = this.patch ? `${this.patch.w}x${this.patch.h}` : "";
+  }
+
+  /** End of a box gesture: fill it (Box fill) or copy it (Patch). */
+  finishBox(rect) {
+    if (this.tool === "patch") {
+      this.patch = io.copyRect(this.image.data, this.w, rect);
+      this.showPatchState();
+      return false;
+    }
+    this.fillBox(rect);
+    return true;
+  }
+
+  pastePatchAt(x, y) {
+    this.snapshot();
+    io.pastePatch(this.image.data, this.w, this.h, this.patch, x - Math.floor(this.patch.w / 2), y - Math.floor(this.patch.h / 2));
+  }
+
   showRect(r) {
     const s = this.zoom;
     Object.assign(this.preview.style, { left: `${r.x * s}px`, top: `${r.y * s}px`, width: `${r.w * s}px`, height: `${r.h * s}px` });
@@ -339,13 +384,21 @@ export class ImageEditor {
   }
 
   drawCursor() {
-    if (!this.cursor.visible || this.tool === "rect" && this.stroke) { this.cursorEl.hidden = true; return; }
+    if (!this.cursor.visible || (this.boxTool() && this.stroke)) { this.cursorEl.hidden = true; return; }
     const s = this.zoom;
-    const size = this.tool === "rect" ? 1 : this.size;
-    const lo = -Math.floor((size - 1) / 2);
-    Object.assign(this.cursorEl.style, {
-      left: `${(this.cursor.x + lo) * s}px`, top: `${(this.cursor.y + lo) * s}px`, width: `${size * s}px`, height: `${size * s}px`,
-    });
+    let w, h, left, top;
+    if (this.tool === "patch" && this.patch) {
+      // The outline of where the copy would land.
+      ({ w, h } = this.patch);
+      left = this.cursor.x - Math.floor(w / 2);
+      top = this.cursor.y - Math.floor(h / 2);
+    } else {
+      w = h = this.boxTool() ? 1 : this.size;
+      left = top = -Math.floor((w - 1) / 2);
+      left += this.cursor.x;
+      top += this.cursor.y;
+    }
+    Object.assign(this.cursorEl.style, { left: `${left * s}px`, top: `${top * s}px`, width: `${w * s}px`, height: `${h * s}px` });
     this.cursorEl.hidden = false;
   }
 

@@ -142,3 +142,28 @@ export function maskData(orig, cur) {
   }
   return out;
 }
+
+/** A copy of the pixels inside `rect`: {w, h, data} (RGBA). */
+export function copyRect(data, width, rect) {
+  const out = new Uint8ClampedArray(rect.w * rect.h * 4);
+  for (let y = 0; y < rect.h; y++) {
+    const from = ((rect.y + y) * width + rect.x) * 4;
+    out.set(data.subarray(from, from + rect.w * 4), y * rect.w * 4);
+  }
+  return { w: rect.w, h: rect.h, data: out };
+}
+
+/** Paste `patch` with its top-left corner at (x0, y0), clipped to the image. */
+export function pastePatch(data, width, height, patch, x0, y0) {
+  for (let y = 0; y < patch.h; y++) {
+    const ty = y0 + y;
+    if (ty < 0 || ty >= height) continue;
+    for (let x = 0; x < patch.w; x++) {
+      const tx = x0 + x;
+      if (tx < 0 || tx >= width) continue;
+      const p = (ty * width + tx) * 4;
+      const q = (y * patch.w + x) * 4;
+      data[p] = patch.data[q]; data[p + 1] = patch.data[q + 1]; data[p + 2] = patch.data[q + 2]; data[p + 3] = 255;
+    }
+  }
+}

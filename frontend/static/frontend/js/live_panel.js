@@ -96,7 +96,7 @@ export class LivePanel {
     this.list.classList.remove("stale");
     if (models.length) this.list.append(el("div", { class: "live-row live-cols", "aria-hidden": "true" },
       el("span", {}, "model"), el("span", {}, "original → draft"),
-      el("span", {}, target ? `“${humanName(target)}” on draft` : "top answer on draft"), el("span", {}, "")));
+      el("span", {}, target ? `“${humanName(target)}”` : "top answer"), el("span", {}, "")));
     let flipped = 0;
     let ok = 0;
     for (const m of models) {
