@@ -267,3 +267,18 @@ def test_keyboard_only_answer_and_image_edit(page: Any, evqa: Any) -> None:
     kinds = sorted(e["type"] for e in a.evidence)
     assert kinds == ["box", "span"]
     assert a.edit.minimality["changed_pixels"] == painted
+
+
+def test_lease_running_out_is_announced_and_a_late_submit_still_counts(
+    page: Any, evqa: Any
+) -> None:
+    campaign = make_campaign(
+        evqa, examples=[evqa.flip.example], task_counterfactual=False, lease_seconds=3
+    )
+    ana = member(campaign, "ana", "annotator")
+    open_workspace(page, campaign, "ana")
+    choose_label_with_keyboard(page, evqa.dataset.label_space, evqa.flip.example.label)
+    page.wait_for_selector("#ws-banner:has-text('hold on this task has expired')", timeout=10_000)
+    page.keyboard.press("Control+Enter")
+    page.wait_for_selector("[data-state=done]")
+    assert Annotation.objects.filter(annotator=ana).count() == 1

@@ -75,9 +75,14 @@ export class LivePanel {
   showError(err) {
     this.root.dataset.state = "error";
     let msg = "Live feedback is unavailable right now. You can still submit your edit.";
-    if (err.status === 429) {
+    if (err.code === "throttled") {
       msg = "Live feedback is catching up…";
-      setTimeout(() => this.fire(), 1000);
+      clearTimeout(this.retry);
+      this.retry = setTimeout(() => this.fire(), 1000);
+    } else if (err.code === "score_cap_reached") {
+      msg = `${err.message}. Live feedback has stopped for this task; you can still submit.`;
+    } else if (err.code === "assignment_not_active") {
+      msg = "Your hold on this task has expired, so live feedback stopped. You can still submit: it is accepted while the example needs annotations.";
     } else if (err.code === "not_authenticated") msg = err.message;
     else if (err.status === 400 || err.status === 409) msg = err.message;
     this.summaryEl.textContent = msg;

@@ -161,6 +161,22 @@ function setup(task) {
   }
   // Keep the key from the first moment: a crash before the first edit must not mint a new one.
   persist();
+  watchLease(task);
+}
+
+let leaseTimer = 0;
+/** Say so, calmly, when the lease runs out while the page is open (the work stays saved). */
+function watchLease(task) {
+  clearTimeout(leaseTimer);
+  const ms = Date.parse(task.assignment.expires_at) - Date.now();
+  if (!Number.isFinite(ms)) return;
+  const say = () => {
+    if (S && S.task === task && !S.done) {
+      banner(topBanner, "Your hold on this task has expired. Your work is saved; submitting still works while the example needs annotations.", { kind: "warn" });
+    }
+  };
+  if (ms <= 0) say();
+  else if (ms < 2 ** 31) leaseTimer = setTimeout(say, ms);
 }
 
 function startOver() {
