@@ -5,6 +5,7 @@ from typing import Any
 from rest_framework import serializers
 
 from annotation.models import Campaign, Dataset, Example, Membership
+from annotation.services.campaigns import SETTABLE_FIELDS
 
 
 class DatasetSerializer(serializers.ModelSerializer):
@@ -69,24 +70,7 @@ class CampaignSerializer(serializers.ModelSerializer):
             "name",
             "dataset",
             "dataset_name",
-            "instructions",
-            "status",
-            "task_label",
-            "task_rationale",
-            "task_counterfactual",
-            "task_validation",
-            "redundancy",
-            "editable_modalities",
-            "edit_budgets",
-            "balance_counterfactuals",
-            "feedback_arm",
-            "gold_rate",
-            "lease_seconds",
-            "validations_required",
-            "validations_to_verify",
-            "score_cap_per_assignment",
-            "questions",
-            "seed",
+            *SETTABLE_FIELDS,
             "model_ids",
             "pool_size",
             "created_at",
