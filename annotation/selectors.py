@@ -7,11 +7,11 @@ validation task the edited values only (no original, no target label, no author)
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Count, Exists, OuterRef, Subquery, Value
-from django.db.models.functions import Coalesce
+from django.db.models import Count
 
 from annotation.minimality import median_absolute_deviation
 from annotation.models import (
@@ -56,6 +56,15 @@ def member_context(*, campaign: Campaign, user: Any) -> MemberContext:
     return MemberContext(roles=roles, arm=str(arm))
 
 
+def feedback_for(*, campaign: Campaign, user: Any) -> str:
+    """The caller's feedback arm; reads the membership only for randomised campaigns."""
+    if campaign.feedback_arm == Campaign.FeedbackArm.HIDDEN:
+        return str(Membership.Arm.HIDDEN)
+    if campaign.feedback_arm == Campaign.FeedbackArm.SHOWN:
+        return str(Membership.Arm.SHOWN)
+    return member_context(campaign=campaign, user=user).arm
+
+
 def campaign_block(campaign: Campaign, *, feedback: str) -> dict[str, Any]:
     dataset = campaign.dataset
     names = dataset.modality_names()
@@ -77,26 +86,37 @@ def campaign_block(campaign: Campaign, *, feedback: str) -> dict[str, Any]:
     }
 
 
-def values_payload(values: dict[str, Any], dataset: Dataset) -> dict[str, Any]:
-    """Example values as a page shows them: images become {sha256, url, width, height}."""
-    images = {m["name"] for m in dataset.modalities if m["kind"] == "image"}
-    shas = [values[n] for n in images if isinstance(values.get(n), str)]
-    sizes = (
-        {
-            s: (w, h)
-            for s, w, h in Media.objects.filter(sha256__in=shas).values_list(
+# Media are content-addressed: a sha256's width and height never change, so the sizes are
+# cached for the life of the process (bounded; cleared when full).
+_media_sizes: dict[str, tuple[int | None, int | None]] = {}
+_MEDIA_SIZES_MAX = 50_000
+
+
+def media_sizes(shas: list[str]) -> dict[str, tuple[int | None, int | None]]:
+    missing = [s for s in shas if s not in _media_sizes]
+    if missing:
+        found = {
+            sha: (w, h)
+            for sha, w, h in Media.objects.filter(sha256__in=missing).values_list(
                 "sha256", "width", "height"
             )
         }
-        if shas
-        else {}
-    )
+        if len(_media_sizes) + len(found) > _MEDIA_SIZES_MAX:
+            _media_sizes.clear()
+        _media_sizes.update(found)
+    return {s: _media_sizes.get(s, (None, None)) for s in shas}
+
+
+def values_payload(values: dict[str, Any], dataset: Dataset) -> dict[str, Any]:
+    """Example values as a page shows them: images become {sha256, url, width, height}."""
+    images = {m["name"] for m in dataset.modalities if m["kind"] == "image"}
+    sizes = media_sizes([values[n] for n in images if isinstance(values.get(n), str)])
     out: dict[str, Any] = {}
     for mod in dataset.modalities:
         name = mod["name"]
         value = values.get(name)
         if name in images and isinstance(value, str):
-            width, height = sizes.get(value, (None, None))
+            width, height = sizes[value]
             out[name] = {
                 "sha256": value,
                 "url": f"/media/{value}",
@@ -108,6 +128,26 @@ def values_payload(values: dict[str, Any], dataset: Dataset) -> dict[str, Any]:
     return out
 
 
+# Pool sizes for progress.target, per process for a few seconds: the pool only changes when a
+# manager adds examples, and counting a 10,000-row pool on every lease is the dearest part of
+# the task payload.
+_POOL_SIZE_TTL_S = 10.0
+_pool_sizes: dict[tuple[int, Any], tuple[float, int]] = {}
+
+
+def pool_size(campaign: Campaign) -> int:
+    now = time.monotonic()
+    key = (campaign.pk, campaign.created_at)  # a reused id (SQLite after a rollback) is a new key
+    cached = _pool_sizes.get(key)
+    if cached is not None and now - cached[0] < _POOL_SIZE_TTL_S:
+        return cached[1]
+    size = CampaignExample.objects.filter(campaign_id=campaign.pk).count()
+    if len(_pool_sizes) > 10_000:
+        _pool_sizes.clear()
+    _pool_sizes[key] = (now, size)
+    return size
+
+
 def progress(*, campaign: Campaign, user: Any, kind: str) -> dict[str, int]:
     """done: this person's submitted tasks of this kind; target: how many they can do at most
     (annotate: the pool, each example once; validate: done + what is open to them now)."""
@@ -115,18 +155,7 @@ def progress(*, campaign: Campaign, user: Any, kind: str) -> dict[str, int]:
         campaign_id=campaign.pk, annotator_id=user.pk, kind=kind, status=Assignment.Status.SUBMITTED
     )
     if kind == ANNOTATE:
-        # Both counts in one round trip: this runs on every lease.
-        pool_q = CampaignExample.objects.filter(campaign_id=campaign.pk)
-        row = (
-            Campaign.objects.filter(pk=campaign.pk)
-            .annotate(
-                pool=_count_of(pool_q, "campaign_id"),
-                done=_count_of(done_q, "annotator_id"),
-            )
-            .values_list("pool", "done")
-            .get()
-        )
-        return {"done": row[1], "target": row[0]}
+        return {"done": done_q.count(), "target": pool_size(campaign)}
     done = done_q.count()
     holding = Assignment.objects.filter(
         campaign_id=campaign.pk, annotator_id=user.pk, kind=kind, status=Assignment.Status.ACTIVE
@@ -137,27 +166,23 @@ def progress(*, campaign: Campaign, user: Any, kind: str) -> dict[str, int]:
     }
 
 
-def _count_of(qs: Any, group: str) -> Coalesce:
-    return Coalesce(Subquery(qs.values(group).annotate(n=Count("id")).values("n")[:1]), Value(0))
-
-
 def validations_available(*, campaign: Campaign, user: Any) -> int:
     """Edits this person could be given to validate now (ignoring other people's open leases)."""
     if not campaign.task_validation:
         return 0
-    held = Assignment.objects.filter(kind=VALIDATE, annotator_id=user.pk, edit_id=OuterRef("pk"))
+    held = Assignment.objects.filter(kind=VALIDATE, annotator_id=user.pk).values("edit_id")
     return (
         CounterfactualEdit.objects.filter(
             campaign_id=campaign.pk, validations_count__lt=campaign.validations_required
         )
         .exclude(author_id=user.pk)
-        .filter(~Exists(held))
+        .exclude(pk__in=held)
         .count()
     )
 
 
 def task_payload(
-    *, assignment: Assignment, feedback: str, with_progress: bool = True
+    *, assignment: Assignment, feedback: str, with_progress: bool = True, done: int | None = None
 ) -> dict[str, Any]:
     """The Task JSON of the annotator API. Precondition: `assignment` has campaign, dataset,
     example and (validate) edit loaded, and belongs to the caller."""
@@ -189,7 +214,10 @@ def task_payload(
         if assignment.draft_updated_at
         else None,
     }
-    if with_progress:
+    if with_progress and done is not None and assignment.kind == ANNOTATE:
+        # The lease statement counted the submitted tasks already.
+        payload["progress"] = {"done": done, "target": pool_size(campaign)}
+    elif with_progress:
         payload["progress"] = progress(
             campaign=campaign, user=assignment.annotator, kind=assignment.kind
         )

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -29,10 +29,14 @@ from annotation.services.assignments import (
     SUBMITTED,
     AlreadySubmitted,
     claim_for_submit,
+    insert_parts,
+    one_statement,
+    quote,
 )
 from annotation.services.counterfactuals import (
     CheckedEdit,
     counterfactual_check,
+    counterfactual_edit_for,
     counterfactual_store_media,
     counterfactual_submit,
 )
@@ -314,28 +318,41 @@ def annotation_submit(
         counterfactual_store_media(checked=checked)
 
     now = now or timezone.now()
+    fields = {
+        "campaign_id": campaign.pk,
+        "example_id": example.pk,
+        "annotator_id": assignment.annotator_id,
+        "label": label,
+        "confidence": conf,
+        "rationale": rationale,
+        "reliance": rel,
+        "reliance_modality": rel_modality,
+        "evidence": clean_evidence,
+        "time_spent_ms": spent,
+        "is_gold": assignment.is_gold,
+        "idempotency_key": key,
+    }
     try:
+        if connection.vendor == "postgresql" and assignment.status == ACTIVE:
+            fast = _submit_pg(
+                assignment=assignment,
+                annotation=Annotation(
+                    assignment=assignment, late=assignment.expires_at <= now, **fields
+                ),
+                checked=checked,
+                now=now,
+            )
+            if fast is not None:
+                assignment.status = SUBMITTED
+                return SubmitResult(fast[0], fast[1], created=True)
+            # The lease changed under us (swept, or a concurrent twin submitted first): the
+            # general path below reads the new status and answers accordingly.
         with transaction.atomic():
             prior = claim_for_submit(assignment)
             late = prior == EXPIRED or assignment.expires_at <= now
             if prior == EXPIRED:
                 _check_room_for_late(assignment, campaign.redundancy)
-            annotation = Annotation.objects.create(
-                assignment=assignment,
-                campaign_id=campaign.pk,
-                example_id=example.pk,
-                annotator_id=assignment.annotator_id,
-                label=label,
-                confidence=conf,
-                rationale=rationale,
-                reliance=rel,
-                reliance_modality=rel_modality,
-                evidence=clean_evidence,
-                time_spent_ms=spent,
-                is_gold=assignment.is_gold,
-                idempotency_key=key,
-                late=late,
-            )
+            annotation = Annotation.objects.create(assignment=assignment, late=late, **fields)
             edit = (
                 counterfactual_submit(annotation=annotation, checked=checked) if checked else None
             )
@@ -357,3 +374,50 @@ def annotation_submit(
         raise
     assignment.status = SUBMITTED
     return SubmitResult(annotation, edit, created=True)
+
+
+def _submit_pg(
+    *, assignment: Assignment, annotation: Annotation, checked: CheckedEdit | None, now: datetime
+) -> tuple[Annotation, CounterfactualEdit | None] | None:
+    """The common case on PostgreSQL, an open lease, as one statement: claim the assignment
+    (conditional on it still being active), insert the annotation and the edit, move the pool
+    counters. None when the claim found the lease no longer active (nothing was written)."""
+    asg, ann, ce = (quote(m._meta.db_table) for m in (Assignment, Annotation, CampaignExample))
+    a_cols, a_vals, a_params = insert_parts(annotation)
+    edit = counterfactual_edit_for(annotation=annotation, checked=checked) if checked else None
+    edit_sql, edit_select = "", "NULL"
+    edit_params: list[Any] = []
+    if edit is not None:
+        e_cols, e_vals, edit_params = insert_parts(edit, sql_values={"annotation_id": "ann.id"})
+        edit_sql = f""", edit AS (
+            INSERT INTO {quote(CounterfactualEdit._meta.db_table)} ({e_cols}) SELECT {e_vals} FROM ann RETURNING id
+        )"""
+        edit_select = "(SELECT id FROM edit)"
+    sql = f"""
+        WITH claimed AS (
+            UPDATE {asg} SET status = %s, submitted_at = %s WHERE id = %s AND status = %s RETURNING id
+        ), ann AS (
+            INSERT INTO {ann} ({a_cols}) SELECT {a_vals} FROM claimed RETURNING id
+        ){edit_sql}, counted AS (
+            UPDATE {ce} SET completed = {ce}.completed + 1, in_flight = {ce}.in_flight - 1
+            FROM claimed WHERE {ce}.campaign_id = %s AND {ce}.example_id = %s
+        )
+        SELECT ann.id, {edit_select} FROM ann"""
+    params = [
+        SUBMITTED, connection.ops.adapt_datetimefield_value(now), assignment.pk, ACTIVE,
+        *a_params, *edit_params,
+        assignment.campaign_id, assignment.example_id,
+    ]  # fmt: skip
+    with one_statement(), connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    annotation.pk = row[0]
+    annotation._state.adding = False
+    annotation._state.db = "default"
+    if edit is not None:
+        edit.pk = row[1]
+        edit._state.adding = False
+        edit._state.db = "default"
+    return annotation, edit

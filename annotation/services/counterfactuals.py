@@ -320,7 +320,15 @@ def counterfactual_store_media(*, checked: CheckedEdit) -> None:
 
 def counterfactual_submit(*, annotation: Annotation, checked: CheckedEdit) -> CounterfactualEdit:
     """Create the edit for a stored annotation (call inside the submit transaction)."""
-    return CounterfactualEdit.objects.create(
+    edit = counterfactual_edit_for(annotation=annotation, checked=checked)
+    edit.save(force_insert=True)
+    return edit
+
+
+def counterfactual_edit_for(*, annotation: Annotation, checked: CheckedEdit) -> CounterfactualEdit:
+    """The (unsaved) edit row for an annotation: the full edited values, hash, labels and
+    minimality figures. Scores stay empty: bulk scoring fills them, never the submit path."""
+    return CounterfactualEdit(
         annotation=annotation,
         campaign_id=annotation.campaign_id,
         example_id=annotation.example_id,
