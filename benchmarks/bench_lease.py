@@ -349,7 +349,7 @@ def cycle_phase(
                 break
             task = r.json()
             text = task["example"]["values"]["text"]
-            body = {
+            body: dict[str, Any] = {
                 "idempotency_key": str(uuid.uuid4()),
                 "label": "no",
                 "confidence": 4,
@@ -392,7 +392,7 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--threads", type=int, default=4)
     args = parser.parse_args()
-    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[attr-defined]
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     # `timeout`/Ctrl-C must still stop the server and drop the database (finally below).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     levels = [int(x) for x in args.clients.split(",")]
