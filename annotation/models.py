@@ -172,6 +172,9 @@ class CampaignExample(models.Model):
         ]
         indexes = [
             models.Index(fields=["campaign", "completed", "rank"], name="campaign_item_pool"),
+            # The lease's partly-done tier reads only the rows with a slot taken through this
+            # (completed in 1..redundancy-1, or completed 0 with an open lease), not the pool.
+            models.Index(fields=["campaign", "completed", "in_flight"], name="campaign_item_load"),
         ]
 
     def __str__(self) -> str:

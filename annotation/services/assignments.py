@@ -212,7 +212,9 @@ def _pick_pool_item(
     ).values("example_id")
     pool = CampaignExample.objects.filter(campaign_id=campaign.pk)
     partly = (
-        pool.filter(Q(completed__gt=0) | Q(in_flight__gt=0))
+        pool.filter(
+            Q(completed__gt=0, completed__lt=campaign.redundancy) | Q(completed=0, in_flight__gt=0)
+        )
         .alias(load=F("completed") + F("in_flight"))
         .filter(load__lt=campaign.redundancy)
     )
@@ -292,8 +294,9 @@ def _lease_annotation_pg(
     )
     tiers = {
         "partly": (
-            "(ce.completed > 0 OR ce.in_flight > 0) AND ce.completed + ce.in_flight < %s",
-            [campaign.redundancy],
+            "((ce.completed > 0 AND ce.completed < %s) OR (ce.completed = 0 AND ce.in_flight > 0))"
+            " AND ce.completed + ce.in_flight < %s",
+            [campaign.redundancy, campaign.redundancy],
         ),
         "fresh": ("ce.completed = 0 AND ce.in_flight = 0", []),
     }
