@@ -27,9 +27,9 @@ def test_env_helpers_fail_loudly(monkeypatch):
 
 
 def _settings_in_subprocess(**extra: str) -> subprocess.CompletedProcess[str]:
-    child_env = {
-        k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DEBUG", "DATABASE_URL"}
-    }
+    # The child must see the embedded defaults, not what CI exported for the suite.
+    inherited = {"SECRET_KEY", "DEBUG", "DATABASE_URL", "CELERY_BROKER_URL", "COUNTERPOINT_VAR_DIR"}
+    child_env = {k: v for k, v in os.environ.items() if k not in inherited}
     child_env.update(extra)
     child_env["DJANGO_SETTINGS_MODULE"] = "counterpoint.settings"
     code = "import django; django.setup(); from django.conf import settings; print(settings.DATABASES['default']['ENGINE'])"
