@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "annotation",
     "models_bridge",
     "frontend",
@@ -158,6 +159,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Human annotation and counterfactual collection on multimodal data.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI's assets are served from this server (no CDN: the machine may be offline).
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     # Several tables have a `kind` or `status` field; name each enum after its model.
     "ENUM_NAME_OVERRIDES": {
