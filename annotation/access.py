@@ -46,18 +46,25 @@ def campaign_for_user(
     """The campaign if `user` holds one of `roles` in it (any role when None).
     404 when the user has no membership at all; 403 when a member lacks the role."""
     try:
-        campaign = Campaign.objects.select_related("dataset").get(pk=campaign_id)
-    except (Campaign.DoesNotExist, ValueError, TypeError):
+        pk = int(campaign_id)
+    except (ValueError, TypeError):
         raise NotFound(f"campaign {campaign_id} does not exist") from None
-    if is_staff(user):
-        return campaign
-    held = set(
-        Membership.objects.filter(campaign=campaign, user_id=_uid(user)).values_list(
-            "role", flat=True
+    # One query on the hot path (every lease): the caller's memberships carry the campaign.
+    memberships = list(
+        Membership.objects.select_related("campaign__dataset").filter(
+            campaign_id=pk, user_id=_uid(user)
         )
     )
-    if not held:
+    if not memberships:
+        if is_staff(user):
+            campaign = Campaign.objects.select_related("dataset").filter(pk=pk).first()
+            if campaign is not None:
+                return campaign
         raise NotFound(f"campaign {campaign_id} does not exist")
+    campaign = memberships[0].campaign
+    if is_staff(user):
+        return campaign
+    held = {m.role for m in memberships}
     if roles is not None and not held.intersection(roles):
         wanted = " or ".join(sorted(roles))
         raise Forbidden(

@@ -93,3 +93,26 @@ def import_run(job_id: int) -> None:
     result = report.as_dict()
     result["errors"], result["errors_total"] = _capped(result["errors"])
     job_finish(job_id=job_id, status=Job.Status.SUCCEEDED, result=result)
+
+
+@shared_task(
+    name="annotation.tasks.expire_stale_leases",
+    acks_late=True,
+    soft_time_limit=60,
+    time_limit=90,
+    ignore_result=True,
+)
+def expire_stale_leases() -> int:
+    """Periodic sweep (celery beat, every minute): leases past `expires_at` return their
+    examples to the pool even when nobody calls lease in that campaign. Leasing also expires
+    lazily, so this only keeps counters and dashboards current; running it twice is harmless."""
+    from annotation.services.assignments import SWEEP_BATCH, assignment_expire_stale
+
+    total = 0
+    # Bounded: at most 20 batches a run; the next run picks up the rest.
+    for _ in range(20):
+        n = assignment_expire_stale()
+        total += n
+        if n < SWEEP_BATCH:
+            break
+    return total

@@ -16,4 +16,7 @@ app.conf.task_routes = {
     "models_bridge.tasks.*": {"queue": "scoring"},
     "analysis.*": {"queue": "analysis"},
 }
+app.conf.beat_schedule = {
+    "expire-stale-leases": {"task": "annotation.tasks.expire_stale_leases", "schedule": 60.0},
+}
 app.autodiscover_tasks()

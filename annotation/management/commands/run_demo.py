@@ -8,8 +8,10 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand
 
 
@@ -55,6 +57,10 @@ class Command(BaseCommand):
                 "celery,scoring,analysis,io",
                 "--concurrency",
                 "1",
+                # Embedded beat for the periodic lease sweep; production runs one `celery beat`.
+                "--beat",
+                "--schedule",
+                str(Path(settings.VAR_DIR) / "celerybeat-schedule"),
                 "--loglevel",
                 "info",
             ],
