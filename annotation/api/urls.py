@@ -10,12 +10,14 @@ urlpatterns: list = []
 
 from annotation.api import campaigns, datasets  # noqa: E402
 from annotation.api import imports as imports_api  # noqa: E402
+from annotation.api import results as results_api  # noqa: E402
 from annotation.api import tasks as tasks_api  # noqa: E402
 
 datasets.register(router, urlpatterns)
 campaigns.register(router, urlpatterns)
 imports_api.register(router, urlpatterns)
 tasks_api.register(router, urlpatterns)
+results_api.register(router, urlpatterns)
 
 urlpatterns += router.urls
 _ = path

@@ -1,0 +1,159 @@
+"""Campaign results for managers: annotations, counterfactual edits (with every scored
+attempt and the validations), and progress. Read-only; annotators get 403, outsiders 404."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.urls import path
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
+from rest_framework.generics import ListAPIView
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from annotation.access import campaign_for_user
+from annotation.models import Annotation, Attempt, CounterfactualEdit, Membership, Validation
+from annotation.selectors_results import campaign_annotations, campaign_edits, campaign_progress
+
+MANAGER = [Membership.Role.MANAGER]
+
+
+class AnnotationResultSerializer(serializers.ModelSerializer):
+    annotator = serializers.CharField(source="annotator.username")
+    example_external_id = serializers.CharField(source="example.external_id")
+
+    class Meta:
+        model = Annotation
+        fields = [
+            "id",
+            "assignment",
+            "example",
+            "example_external_id",
+            "annotator",
+            "label",
+            "confidence",
+            "rationale",
+            "reliance",
+            "reliance_modality",
+            "evidence",
+            "time_spent_ms",
+            "is_gold",
+            "late",
+            "created_at",
+        ]
+
+
+class AttemptResultSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Attempt
+        fields = ["seq", "modality", "value", "content_hash", "scores", "created_at"]
+
+
+class ValidationResultSerializer(serializers.ModelSerializer):
+    validator = serializers.CharField(source="validator.username")
+
+    class Meta:
+        model = Validation
+        fields = ["id", "validator", "label", "broken", "comment", "created_at"]
+
+
+class EditResultSerializer(serializers.ModelSerializer):
+    author = serializers.CharField(source="author.username")
+    example_external_id = serializers.CharField(source="example.external_id")
+    original_values = serializers.JSONField(source="example.values")
+    gold_label = serializers.CharField(source="example.label", allow_null=True)
+    attempts = serializers.SerializerMethodField()
+    validations = ValidationResultSerializer(many=True)
+
+    class Meta:
+        model = CounterfactualEdit
+        fields = [
+            "id",
+            "annotation",
+            "example",
+            "example_external_id",
+            "author",
+            "modality",
+            "original_values",
+            "edited_values",
+            "gold_label",
+            "original_label",
+            "target_label",
+            "minimality",
+            "scores",
+            "status",
+            "validations_count",
+            "validations_agree",
+            "validations",
+            "attempts",
+            "created_at",
+        ]
+
+    @extend_schema(responses=AttemptResultSerializer(many=True))  # type: ignore[misc]
+    def get_attempts(self, obj: CounterfactualEdit) -> list[dict[str, Any]]:
+        attempts = obj.annotation.assignment.attempts.all()
+        return AttemptResultSerializer(attempts, many=True).data  # type: ignore[return-value]
+
+
+class _CampaignResults(ListAPIView):
+    def campaign(self) -> Any:
+        return campaign_for_user(
+            user=self.request.user, campaign_id=self.kwargs["campaign_id"], roles=MANAGER
+        )
+
+
+@extend_schema(
+    parameters=[
+        OpenApiParameter("annotator", str, description="only this annotator's (username)"),
+        OpenApiParameter("example", int, description="only this example"),
+        OpenApiParameter("reliance", str, description="only this reliance category"),
+    ]
+)
+class CampaignAnnotationsView(_CampaignResults):
+    serializer_class = AnnotationResultSerializer
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        return campaign_annotations(campaign=self.campaign(), params=self.request.query_params)
+
+
+@extend_schema(
+    parameters=[
+        OpenApiParameter("status", str, description="pending, verified or disputed"),
+        OpenApiParameter("modality", str, description="only edits of this modality"),
+        OpenApiParameter("author", str, description="only this author's (username)"),
+    ]
+)
+class CampaignEditsView(_CampaignResults):
+    serializer_class = EditResultSerializer
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        return campaign_edits(campaign=self.campaign(), params=self.request.query_params)
+
+
+class CampaignProgressView(APIView):
+    @extend_schema(responses=dict)
+    def get(self, request: Request, campaign_id: int) -> Response:
+        campaign = campaign_for_user(user=request.user, campaign_id=campaign_id, roles=MANAGER)
+        return Response(campaign_progress(campaign=campaign))
+
+
+def register(router: Any, urlpatterns: list) -> None:
+    urlpatterns += [
+        path(
+            "campaigns/<int:campaign_id>/annotations/",
+            CampaignAnnotationsView.as_view(),
+            name="campaign-annotations",
+        ),
+        path(
+            "campaigns/<int:campaign_id>/edits/",
+            CampaignEditsView.as_view(),
+            name="campaign-edits",
+        ),
+        path(
+            "campaigns/<int:campaign_id>/progress/",
+            CampaignProgressView.as_view(),
+            name="campaign-progress",
+        ),
+    ]

@@ -1,0 +1,110 @@
+"""Reads of a campaign's results for its managers (annotations, edits with their attempts and
+validations, progress). Query counts stay flat in the page size: every list joins or
+prefetches what it shows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Count, Prefetch, Q, QuerySet
+
+from annotation.models import (
+    Annotation,
+    Assignment,
+    Attempt,
+    Campaign,
+    CampaignExample,
+    CounterfactualEdit,
+    Validation,
+)
+
+
+def campaign_annotations(*, campaign: Campaign, params: dict[str, str]) -> QuerySet[Annotation]:
+    qs = (
+        Annotation.objects.filter(campaign=campaign)
+        .select_related("annotator", "example")
+        .order_by("id")
+    )
+    if annotator := params.get("annotator"):
+        qs = qs.filter(annotator__username=annotator)
+    if example := params.get("example"):
+        qs = qs.filter(example_id=example)
+    if reliance := params.get("reliance"):
+        qs = qs.filter(reliance=reliance)
+    return qs
+
+
+def campaign_edits(*, campaign: Campaign, params: dict[str, str]) -> QuerySet[CounterfactualEdit]:
+    qs = (
+        CounterfactualEdit.objects.filter(campaign=campaign)
+        .select_related("author", "example", "annotation")
+        .prefetch_related(
+            Prefetch(
+                "validations",
+                queryset=Validation.objects.select_related("validator").order_by("id"),
+            ),
+            Prefetch(
+                "annotation__assignment__attempts",
+                queryset=Attempt.objects.order_by("seq"),
+            ),
+        )
+        .order_by("id")
+    )
+    if status := params.get("status"):
+        qs = qs.filter(status=status)
+    if modality := params.get("modality"):
+        qs = qs.filter(modality=modality)
+    if author := params.get("author"):
+        qs = qs.filter(author__username=author)
+    return qs
+
+
+def campaign_progress(*, campaign: Campaign) -> dict[str, Any]:
+    pool = CampaignExample.objects.filter(campaign=campaign).aggregate(
+        examples=Count("id"),
+        complete=Count("id", filter=Q(completed__gte=campaign.redundancy)),
+        started=Count("id", filter=Q(completed__gt=0) | Q(in_flight__gt=0)),
+        gold=Count("id", filter=Q(is_gold=True)),
+    )
+    edits = dict(
+        CounterfactualEdit.objects.filter(campaign=campaign)
+        .values_list("status")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    per_annotator = list(
+        Annotation.objects.filter(campaign=campaign)
+        .values("annotator__username")
+        .annotate(annotations=Count("id"), edits=Count("edit"))
+        .order_by("annotator__username")
+    )
+    validations = list(
+        Validation.objects.filter(edit__campaign=campaign)
+        .values("validator__username")
+        .annotate(validations=Count("id"))
+        .order_by("validator__username")
+    )
+    open_leases = Assignment.objects.filter(
+        campaign=campaign, status=Assignment.Status.ACTIVE
+    ).count()
+    return {
+        "campaign": campaign.pk,
+        "redundancy": campaign.redundancy,
+        "pool": pool,
+        "annotations": sum(a["annotations"] for a in per_annotator),
+        "target_annotations": pool["examples"] * campaign.redundancy,
+        "open_leases": open_leases,
+        "edits": {status: edits.get(status, 0) for status in CounterfactualEdit.Status.values},
+        "annotators": [
+            {
+                "username": a["annotator__username"],
+                "annotations": a["annotations"],
+                "edits": a["edits"],
+            }
+            for a in per_annotator
+        ],
+        "validators": [
+            {"username": v["validator__username"], "validations": v["validations"]}
+            for v in validations
+        ],
+    }
