@@ -32,6 +32,7 @@ from annotation.services.assignments import (
     insert_parts,
     one_statement,
     quote,
+    stored_for_key,
 )
 from annotation.services.counterfactuals import (
     CheckedEdit,
@@ -213,18 +214,9 @@ def _image_size_lookup(
 
 def _stored_result(assignment: Assignment, key: str | None) -> SubmitResult:
     """The answer to a repeat of a submission that is already stored."""
-    annotation = None
-    if key is not None:
-        annotation = Annotation.objects.filter(
-            annotator_id=assignment.annotator_id, idempotency_key=key
-        ).first()
-    if annotation is None or annotation.assignment_id != assignment.pk:
-        if annotation is not None:
-            raise Conflict(
-                "this idempotency_key was already used for another task; send a fresh key",
-                code="idempotency_key_reused",
-            )
-        raise Conflict("this task was already submitted", code="already_submitted")
+    annotation = stored_for_key(
+        Annotation, owner_field="annotator_id", assignment=assignment, key=key
+    )
     edit = CounterfactualEdit.objects.filter(annotation=annotation).first()
     return SubmitResult(annotation, edit, created=False)
 

@@ -536,6 +536,25 @@ def claim_for_submit(assignment: Assignment) -> str:
     raise Conflict("the task changed while submitting it; try again", code="assignment_busy")
 
 
+def stored_for_key(model: Any, *, owner_field: str, assignment: Assignment, key: str | None) -> Any:
+    """The row (Annotation or Validation) an earlier submission of this assignment stored under
+    `key`, for answering a retried request. Conflict when the key belongs to another task, or
+    when the task was already submitted under a different key."""
+    found = None
+    if key is not None:
+        found = model.objects.filter(
+            **{owner_field: assignment.annotator_id, "idempotency_key": key}
+        ).first()
+    if found is None or found.assignment_id != assignment.pk:
+        if found is not None:
+            raise Conflict(
+                "this idempotency_key was already used for another task; send a fresh key",
+                code="idempotency_key_reused",
+            )
+        raise Conflict("this task was already submitted", code="already_submitted")
+    return found
+
+
 # --- skip and drafts ---------------------------------------------------------------------------
 
 

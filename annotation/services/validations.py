@@ -28,6 +28,7 @@ from annotation.services.assignments import (
     VALIDATE,
     AlreadySubmitted,
     claim_for_submit,
+    stored_for_key,
 )
 from counterpoint.errors import Conflict, ValidationFailed
 
@@ -51,18 +52,7 @@ class ValidationResult:
 
 
 def _stored(assignment: Assignment, key: str | None) -> ValidationResult:
-    found = None
-    if key is not None:
-        found = Validation.objects.filter(
-            validator_id=assignment.annotator_id, idempotency_key=key
-        ).first()
-    if found is None or found.assignment_id != assignment.pk:
-        if found is not None:
-            raise Conflict(
-                "this idempotency_key was already used for another task; send a fresh key",
-                code="idempotency_key_reused",
-            )
-        raise Conflict("this task was already submitted", code="already_submitted")
+    found = stored_for_key(Validation, owner_field="validator_id", assignment=assignment, key=key)
     return ValidationResult(found, created=False)
 
 
