@@ -105,13 +105,18 @@ def can_manage_anything(user: User) -> bool:
     return Membership.objects.filter(user_id=_uid(user), role=Role.MANAGER).exists()
 
 
-def assignment_for_user(*, user: User, assignment_id: int, kind: str | None = None) -> Assignment:
+def assignment_for_user(
+    *, user: User, assignment_id: int, kind: str | None = None, with_draft: bool = False
+) -> Assignment:
     """The assignment if `user` holds it. Someone else's assignment is a 404 (not theirs to
-    know about). The caller decides what an inactive lease may still do."""
+    know about). The caller decides what an inactive lease may still do. The autosaved draft
+    (up to 2 MB with image data URLs) is loaded only when `with_draft`: submit, skip and live
+    scoring never read it."""
+    qs = Assignment.objects.select_related("campaign", "campaign__dataset", "example", "edit")
+    if not with_draft:
+        qs = qs.defer("draft")
     try:
-        assignment = Assignment.objects.select_related(
-            "campaign", "campaign__dataset", "example", "edit"
-        ).get(pk=assignment_id, annotator_id=_uid(user))
+        assignment = qs.get(pk=assignment_id, annotator_id=_uid(user))
     except (Assignment.DoesNotExist, ValueError, TypeError):
         raise NotFound(f"assignment {assignment_id} is not one of yours") from None
     if kind is not None and assignment.kind != kind:

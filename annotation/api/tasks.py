@@ -138,7 +138,9 @@ class MyCampaignView(APIView):
 class TaskView(APIView):
     @extend_schema(responses=_TASK)
     def get(self, request: Request, assignment_id: int) -> Response:
-        assignment = assignment_for_user(user=request.user, assignment_id=assignment_id)
+        assignment = assignment_for_user(
+            user=request.user, assignment_id=assignment_id, with_draft=True
+        )
         feedback = feedback_for(campaign=assignment.campaign, user=request.user)
         return Response(task_payload(assignment=assignment, feedback=feedback))
 
