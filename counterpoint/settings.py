@@ -203,6 +203,11 @@ CELERY_TASK_DEFAULT_QUEUE = "celery"
 MODELS_DIR = Path(env_str("COUNTERPOINT_MODELS_DIR", str(BASE_DIR / "fixtures" / "models")))
 REMOTE_MODEL_TIMEOUT_S = env_float("REMOTE_MODEL_TIMEOUT", 2.0)
 REMOTE_MODEL_RETRIES = env_int("REMOTE_MODEL_RETRIES", 2, minimum=0)
+# What campaign managers who are not staff may register through the API: entry-point module
+# prefixes (an entry point is code this server runs) and remote model hosts (this server
+# sends requests there). Empty by default: only staff register those kinds.
+MODEL_ENTRYPOINT_ALLOWED_MODULES = env_list("MODEL_ENTRYPOINT_ALLOWED_MODULES", [])
+REMOTE_MODEL_ALLOWED_HOSTS = env_list("REMOTE_MODEL_ALLOWED_HOSTS", [])
 # torch intra-op threads per process for live scoring (bulk workers pass the core count).
 COUNTERPOINT_TORCH_THREADS = env_int("COUNTERPOINT_TORCH_THREADS", 1, minimum=1)
 

@@ -110,6 +110,8 @@ class ModelVersionViewSet(
                     f"a package path must lie inside {settings.MODELS_DIR}; upload the zip instead",
                     code="package_path_forbidden",
                 )
+        elif not is_staff(user):
+            _check_manager_location(kind=data["kind"], location=data["location"])
         mv = model_register(dataset=dataset, created_by=user, **data)
         return Response(ModelVersionSerializer(mv).data, status=status.HTTP_201_CREATED)
 
@@ -215,3 +217,34 @@ def register(router: Any, urlpatterns: list) -> None:
             name="campaign-bulk-score",
         ),
     ]
+
+
+def _check_manager_location(*, kind: str, location: str) -> None:
+    """Managers who are not staff name code and hosts only from the operator's allowlists:
+    an entry point is any importable callable (it is called at registration), and a remote URL
+    makes this server send requests wherever it points."""
+    from urllib.parse import urlsplit
+
+    from django.conf import settings
+
+    if kind == ModelVersion.Kind.ENTRYPOINT:
+        allowed = list(settings.MODEL_ENTRYPOINT_ALLOWED_MODULES)
+        module = location.partition(":")[0]
+        # Prefixes match whole module paths: "lab.models" allows lab.models and lab.models.x,
+        # never lab.models_evil.
+        prefixes = [p.rstrip(".") for p in allowed if p.strip(".")]
+        if not any(module == p or module.startswith(p + ".") for p in prefixes):
+            raise Forbidden(
+                f"entry point module {module!r} is not in MODEL_ENTRYPOINT_ALLOWED_MODULES "
+                f"({', '.join(allowed) or 'empty'}); ask staff to register it",
+                code="entrypoint_forbidden",
+            )
+    elif kind == ModelVersion.Kind.REMOTE:
+        allowed = [h.lower() for h in settings.REMOTE_MODEL_ALLOWED_HOSTS]
+        host = (urlsplit(location).hostname or "").lower()
+        if host not in allowed:
+            raise Forbidden(
+                f"remote host {host!r} is not in REMOTE_MODEL_ALLOWED_HOSTS "
+                f"({', '.join(allowed) or 'empty'}); ask staff to register it",
+                code="remote_host_forbidden",
+            )
