@@ -20,6 +20,7 @@ Concurrency:
 from __future__ import annotations
 
 import json
+import time
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -54,6 +55,10 @@ SWEEP_PROBE = 3
 # Validation candidates are locked a batch at a time (their free slots are counted after
 # the lock, see _lease_validation); a handful covers the common case in one round trip.
 VALIDATION_BATCH = 16
+# A lease that finds every free row locked by concurrent writers re-looks this many times,
+# waiting 20, 40, 60, 80 ms (200 ms at most): those writers commit in milliseconds.
+LOCKED_ROOM_RETRIES = 4
+LOCKED_ROOM_WAIT_S = 0.02
 ROLES_FOR_KIND: dict[str, tuple[str, ...]] = {
     ANNOTATE: (Membership.Role.ANNOTATOR,),
     VALIDATE: (Membership.Role.ANNOTATOR, Membership.Role.VALIDATOR),
@@ -281,7 +286,6 @@ def _lease_annotation_pg(
     *, campaign: Campaign, annotator: Any, now: datetime, gold: bool | None
 ) -> tuple[Assignment, int] | None:
     """Policy order as _pick_pool_item, then insert and count, in one statement per tier."""
-    ce, asg, ex = (quote(m._meta.db_table) for m in (CampaignExample, Assignment, Example))
     draft = Assignment(
         campaign=campaign,
         kind=ANNOTATE,
@@ -300,6 +304,49 @@ def _lease_annotation_pg(
         ),
         "fresh": ("ce.completed = 0 AND ce.in_flight = 0", []),
     }
+    for attempt in range(LOCKED_ROOM_RETRIES + 1):
+        leased = _lease_annotation_pg_once(
+            campaign=campaign, annotator=annotator, draft=draft, gold=gold, tiers=tiers,
+            cols=cols, values=values, insert_params=insert_params,
+        )  # fmt: skip
+        if leased is not None or attempt == LOCKED_ROOM_RETRIES:
+            return leased
+        # SKIP LOCKED also skips pool rows whose lease another request is writing this
+        # instant. Near the end of a pool that can be the only room left: say "nothing left"
+        # only once no row has room, waiting briefly (bounded) for those writers to commit.
+        if not _room_left(campaign=campaign, annotator=annotator):
+            return None
+        time.sleep(LOCKED_ROOM_WAIT_S * (attempt + 1))
+    return None
+
+
+def _room_left(*, campaign: Campaign, annotator: Any) -> bool:
+    """Whether some pool row still has a free slot for this annotator (no lock taken)."""
+    ce, asg = (quote(m._meta.db_table) for m in (CampaignExample, Assignment))
+    sql = f"""
+        SELECT EXISTS (
+            SELECT 1 FROM {ce} ce
+            WHERE ce.campaign_id = %s AND ce.completed + ce.in_flight < %s
+              AND ce.example_id NOT IN (
+                SELECT a.example_id FROM {asg} a
+                WHERE a.campaign_id = %s AND a.annotator_id = %s AND a.kind = %s))"""
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [campaign.pk, campaign.redundancy, campaign.pk, annotator.pk, ANNOTATE])
+        return bool(cursor.fetchone()[0])
+
+
+def _lease_annotation_pg_once(
+    *,
+    campaign: Campaign,
+    annotator: Any,
+    draft: Assignment,
+    gold: bool | None,
+    tiers: dict[str, tuple[str, list[Any]]],
+    cols: str,
+    values: str,
+    insert_params: list[Any],
+) -> tuple[Assignment, int] | None:
+    ce, asg, ex = (quote(m._meta.db_table) for m in (CampaignExample, Assignment, Example))
     for preference in [gold, not gold] if gold is not None else [None]:
         for condition, tier_params in tiers.values():
             gold_sql = "" if preference is None else "AND ce.is_gold = %s"
@@ -413,15 +460,22 @@ def _lease_validation(*, campaign: Campaign, annotator: Any, now: datetime) -> A
         # Open validation leases are counted from the assignment rows, after the edit row is
         # locked: every transaction that adds a lease or a validation to an edit holds that
         # lock, so the count read in the next statement is current.
+        waits = 0
         for _ in range(50):  # bounded: 50 batches of locked-but-full edits is pathological
+            open_edits = base.exclude(pk__in=seen)
             batch = list(
-                base.exclude(pk__in=seen)
-                .select_for_update(skip_locked=True)
-                .values_list("id", "author_id", "validations_count", "example_id")[
-                    :VALIDATION_BATCH
-                ]
+                open_edits.select_for_update(skip_locked=True).values_list(
+                    "id", "author_id", "validations_count", "example_id"
+                )[:VALIDATION_BATCH]
             )
             if not batch:
+                # SKIP LOCKED also skips edits whose validation lease another request is
+                # writing this instant; before answering "nothing left", wait (bounded) for
+                # those writers and look again.
+                if waits < LOCKED_ROOM_RETRIES and open_edits.exists():
+                    waits += 1
+                    time.sleep(LOCKED_ROOM_WAIT_S * waits)
+                    continue
                 return None
             ids = [b[0] for b in batch]
             active = dict(
