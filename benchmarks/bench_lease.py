@@ -22,7 +22,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -37,6 +36,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import requests
+from _server import free_port, stop_gunicorn
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
@@ -49,12 +49,6 @@ def pct(xs: list[float], q: int) -> float:
     if len(xs) == 1:
         return xs[0]
     return statistics.quantiles(xs, n=100, method="inclusive")[q - 1]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # --- database and Django in this process (seeding and checks) ---------------------------------
@@ -254,17 +248,6 @@ def wait_ready(proc: subprocess.Popen[bytes], port: int, log: Path, timeout_s: f
     raise RuntimeError(
         f"gunicorn did not answer within {timeout_s:.0f} s:\n{log.read_text()[-2000:]}"
     )
-
-
-def stop_gunicorn(proc: subprocess.Popen[bytes] | None) -> None:
-    if proc is None or proc.poll() is not None:
-        return
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
 
 
 # --- load ------------------------------------------------------------------------------------

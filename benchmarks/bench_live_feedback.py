@@ -24,8 +24,6 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -35,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from _server import free_port, stop_gunicorn
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
@@ -58,12 +57,6 @@ WORDS = (
     "bright dark round sharp thin wide tall short near far inside outside above below "
     "many few any some every other same different"
 ).split()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def server_env(var: Path) -> dict[str, str]:
@@ -160,17 +153,6 @@ def start_gunicorn(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
         except requests.ConnectionError:
             time.sleep(0.3)
     raise RuntimeError("gunicorn did not answer within 60 s")
-
-
-def stop(proc: subprocess.Popen[bytes] | None) -> None:
-    if proc is None or proc.poll() is not None:
-        return
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
 
 
 def drafts(question: str, n: int, offset: int) -> list[str]:
@@ -334,7 +316,7 @@ def main() -> None:
         proc = start_gunicorn(env, port)
         measure(f"http://127.0.0.1:{port}", info)
     finally:
-        stop(proc)
+        stop_gunicorn(proc)
         shutil.rmtree(var, ignore_errors=True)
 
 
