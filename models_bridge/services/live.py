@@ -299,6 +299,7 @@ def live_score(
     )
     return {
         "attempt": {"seq": seq},
+        "target_label": target or None,
         "feedback": arm,
         "models": out_models if arm == "shown" else [],
     }

@@ -227,7 +227,12 @@ def test_hidden_arm_gets_no_model_outputs_but_the_attempt_is_stored(evqa_campaig
         URL, {"assignment": a.pk, "modality": "text", "value": "is there a circle?"}, format="json"
     )
     assert r.status_code == 200
-    assert r.json() == {"attempt": {"seq": 1}, "feedback": "hidden", "models": []}
+    assert r.json() == {
+        "attempt": {"seq": 1},
+        "target_label": None,
+        "feedback": "hidden",
+        "models": [],
+    }
     assert Attempt.objects.filter(assignment=a).count() == 1
 
 
