@@ -177,3 +177,22 @@ def test_a_25_mb_body_is_a_json_413_request_too_large(settings) -> None:  # type
     err = _error(r, 413, "request_too_large")
     assert err["details"] == {"max_bytes": settings.DATA_UPLOAD_MAX_MEMORY_SIZE}
     assert not Annotation.objects.exists()
+
+
+def test_django_400_handler_answers_json_under_api_only(settings) -> None:  # type: ignore[no-untyped-def]
+    """When Django itself refuses a request before any view (DEBUG off: handler400), /api/
+    still answers in the error shape; pages keep the HTML page."""
+    from django.core.exceptions import RequestDataTooBig
+    from django.test import RequestFactory
+
+    from counterpoint.errors import bad_request
+
+    settings.DEBUG = False
+    rf = RequestFactory()
+    r = bad_request(rf.post("/api/v1/score/"), RequestDataTooBig("too big"))
+    assert r.status_code == 413 and r["Content-Type"] == "application/json"
+    assert json.loads(r.content)["error"]["code"] == "request_too_large"
+    r = bad_request(rf.get("/api/v1/campaigns/"), None)
+    assert (r.status_code, json.loads(r.content)["error"]["code"]) == (400, "bad_request")
+    page = bad_request(rf.get("/campaigns/1/annotate/"), None)
+    assert page.status_code == 400 and page["Content-Type"].startswith("text/html")
