@@ -14,6 +14,7 @@ from django.db.models import Q, QuerySet
 
 from annotation.models import Assignment, Campaign, Dataset, Membership
 from counterpoint.errors import Forbidden, NotFound
+from counterpoint.parsers import parse_pk
 
 User = AbstractBaseUser | AnonymousUser
 
@@ -45,10 +46,9 @@ def campaign_for_user(
 ) -> Campaign:
     """The campaign if `user` holds one of `roles` in it (any role when None).
     404 when the user has no membership at all; 403 when a member lacks the role."""
-    try:
-        pk = int(campaign_id)
-    except (ValueError, TypeError):
-        raise NotFound(f"campaign {campaign_id} does not exist") from None
+    pk = parse_pk(campaign_id)
+    if pk is None:
+        raise NotFound(f"campaign {campaign_id} does not exist")
     # One query on the hot path (every lease): the caller's memberships carry the campaign.
     memberships = list(
         Membership.objects.select_related("campaign__dataset").filter(
@@ -85,7 +85,7 @@ def datasets_visible_to(*, user: User) -> QuerySet[Dataset]:
 
 def dataset_for_user(*, user: User, dataset_id: int, write: bool = False) -> Dataset:
     try:
-        dataset = datasets_visible_to(user=user).get(pk=dataset_id)
+        dataset = datasets_visible_to(user=user).get(pk=parse_pk(dataset_id) or 0)
     except (Dataset.DoesNotExist, ValueError, TypeError):
         raise NotFound(f"dataset {dataset_id} does not exist") from None
     if write and not (is_staff(user) or dataset.created_by_id == _uid(user)):
@@ -116,7 +116,7 @@ def assignment_for_user(
     if not with_draft:
         qs = qs.defer("draft")
     try:
-        assignment = qs.get(pk=assignment_id, annotator_id=_uid(user))
+        assignment = qs.get(pk=parse_pk(assignment_id) or 0, annotator_id=_uid(user))
     except (Assignment.DoesNotExist, ValueError, TypeError):
         raise NotFound(f"assignment {assignment_id} is not one of yours") from None
     if kind is not None and assignment.kind != kind:

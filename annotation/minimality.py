@@ -1,8 +1,10 @@
 """Minimality figures of a counterfactual edit (DESIGN §5), DB-free.
 
 - text: tokens are runs of word characters plus each punctuation mark on its own (so "?" →
-  "." counts as one substitution, and whitespace never counts); `token_distance` is the
-  Levenshtein distance between the token sequences, `minimality = token_distance /
+  "." counts as one substitution, and whitespace never counts). Tokens are compared
+  normalised (`token_key`: Unicode NFC, lower case), so a case-only change ("is" → "Is") or
+  a spacing change is no change; `token_distance` is the Levenshtein distance between the
+  normalised token sequences, `minimality = token_distance /
   len(original tokens)` (MiCE; an empty original counts as one token so the figure stays
   finite), `char_distance` the Levenshtein distance between the raw strings.
 - image: both decoded to RGB of the same HxW; a pixel changed when any channel differs
@@ -12,6 +14,12 @@
   (median absolute deviation of the feature over the dataset, Wachter et al. 2017) for
   numeric features with MAD > 0; a changed feature without a usable MAD (non-numeric, or
   MAD 0) adds 1, the same as a one-MAD move.
+
+What counts as a change is decided here once (`edit_changed`), from these figures: text, a
+normalised token differs (token_distance > 0); image, at least one pixel differs; tabular, at
+least one value differs (`feature_changed`: numbers compared as numbers). Submit refuses
+anything else as `edit_no_change` (NO_CHANGE_CODE); the page's meter (textdiff.js
+`textChanged`) applies the same rule as you type.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ from __future__ import annotations
 import io
 import math
 import re
+import unicodedata
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -28,8 +37,17 @@ from PIL import Image
 _TOKEN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 
 
+NO_CHANGE_CODE = "edit_no_change"
+
+
 def tokenize(text: str) -> list[str]:
     return _TOKEN.findall(text)
+
+
+def token_key(token: str) -> str:
+    """The form in which tokens are compared. textdiff.js `tokenKey` is the same function
+    (NFC, then String.toLowerCase, which maps like str.lower)."""
+    return unicodedata.normalize("NFC", token).lower()
 
 
 def levenshtein(a: Sequence[Hashable], b: Sequence[Hashable]) -> int:
@@ -67,8 +85,8 @@ def levenshtein(a: Sequence[Hashable], b: Sequence[Hashable]) -> int:
 
 
 def text_minimality(original: str, edited: str) -> dict[str, Any]:
-    orig_tokens = tokenize(original)
-    edit_tokens = tokenize(edited)
+    orig_tokens = [token_key(t) for t in tokenize(original)]
+    edit_tokens = [token_key(t) for t in tokenize(edited)]
     token_distance = levenshtein(orig_tokens, edit_tokens)
     return {
         "token_distance": token_distance,
@@ -172,3 +190,13 @@ def tabular_minimality(
         "changed_features": changed,
         "features": n,
     }
+
+
+def edit_changed(kind: str, figures: Mapping[str, Any]) -> bool:
+    """Whether an edit with these minimality figures changes its modality at all (see the
+    module docstring). `kind` is text, image or tabular."""
+    if kind == "text":
+        return int(figures["token_distance"]) > 0
+    if kind == "image":
+        return int(figures["changed_pixels"]) > 0
+    return bool(figures["changed_features"])

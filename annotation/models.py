@@ -318,6 +318,9 @@ class Annotation(models.Model):
     time_spent_ms = models.PositiveIntegerField(default=0)
     is_gold = models.BooleanField(default=False)
     idempotency_key = models.CharField(max_length=100, null=True, blank=True)
+    # SHA-256 of the canonical submitted body (services.assignments.request_hash): a replay of
+    # the key with another body is refused. Empty on rows stored before it existed.
+    request_hash = models.CharField(max_length=64, blank=True, default="")
     late = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -424,6 +427,7 @@ class Validation(models.Model):
     broken = models.BooleanField(default=False)
     comment = models.TextField(blank=True)
     idempotency_key = models.CharField(max_length=100, null=True, blank=True)
+    request_hash = models.CharField(max_length=64, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -17,6 +17,7 @@ from annotation.models import (
     CounterfactualEdit,
     Validation,
 )
+from counterpoint.parsers import query_filter
 
 
 def campaign_annotations(*, campaign: Campaign, params: dict[str, str]) -> QuerySet[Annotation]:
@@ -25,11 +26,11 @@ def campaign_annotations(*, campaign: Campaign, params: dict[str, str]) -> Query
         .select_related("annotator", "example")
         .order_by("id")
     )
-    if annotator := params.get("annotator"):
+    if annotator := query_filter(params, "annotator"):
         qs = qs.filter(annotator__username=annotator)
-    if example := params.get("example"):
+    if example := query_filter(params, "example", kind="id"):
         qs = qs.filter(example_id=example)
-    if reliance := params.get("reliance"):
+    if reliance := query_filter(params, "reliance"):
         qs = qs.filter(reliance=reliance)
     return qs
 
@@ -50,11 +51,11 @@ def campaign_edits(*, campaign: Campaign, params: dict[str, str]) -> QuerySet[Co
         )
         .order_by("id")
     )
-    if status := params.get("status"):
+    if status := query_filter(params, "status"):
         qs = qs.filter(status=status)
-    if modality := params.get("modality"):
+    if modality := query_filter(params, "modality"):
         qs = qs.filter(modality=modality)
-    if author := params.get("author"):
+    if author := query_filter(params, "author"):
         qs = qs.filter(author__username=author)
     return qs
 

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.exceptions import PermissionDenied
-from django.http import Http404
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from rest_framework import exceptions as drf_exceptions
 from rest_framework import status
 from rest_framework.response import Response
-from rest_framework.views import exception_handler as drf_exception_handler
 
 
 class ServiceError(Exception):
@@ -67,7 +67,42 @@ def _first_message(detail: Any) -> str:
     return str(detail)
 
 
+class RequestTooLarge(ServiceError):
+    http_status = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_code = "request_too_large"
+
+
+def request_too_large() -> RequestTooLarge:
+    cap = int(settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
+    return RequestTooLarge(
+        f"the request body is over the cap of {cap:,} bytes (DATA_UPLOAD_MAX_MEMORY_SIZE)",
+        details={"max_bytes": cap},
+    )
+
+
+def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """Django's 400 handler (counterpoint.urls.handler400). A request Django refuses before
+    any view runs still gets the API's error shape under /api/; pages keep the HTML page."""
+    if request.path.startswith("/api/"):
+        err: ServiceError = (
+            request_too_large()
+            if isinstance(exception, RequestDataTooBig)
+            else ValidationFailed("the request is malformed", code="bad_request")
+        )
+        return JsonResponse({"error": err.as_dict()}, status=err.http_status)
+    from django.views.defaults import bad_request as html_bad_request
+
+    return html_bad_request(request, exception)  # type: ignore[arg-type]
+
+
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    # Imported here: rest_framework.views reads DEFAULT_PARSER_CLASSES at import, and the
+    # parser (counterpoint.parsers) raises this module's errors.
+    from rest_framework.views import exception_handler as drf_exception_handler
+
+    if isinstance(exc, RequestDataTooBig):
+        # Raised while the view reads the body (Content-Length over the cap): nothing was read.
+        exc = request_too_large()
     if isinstance(exc, ServiceError):
         return Response({"error": exc.as_dict()}, status=exc.http_status)
     if isinstance(exc, Http404):

@@ -18,3 +18,7 @@ urlpatterns = [
     path("media/<str:sha256>", media_view, name="media"),
     path("", include("frontend.urls")),
 ]
+
+# Under /api/, a request Django refuses before any view (a body over
+# DATA_UPLOAD_MAX_MEMORY_SIZE) answers in the API's error shape.
+handler400 = "counterpoint.errors.bad_request"

@@ -14,6 +14,7 @@ from annotation.api.serializers import DatasetCreateSerializer, DatasetSerialize
 from annotation.models import Example
 from annotation.services.datasets import dataset_create
 from counterpoint.errors import Forbidden
+from counterpoint.parsers import query_filter
 
 
 class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -52,9 +53,9 @@ class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     def examples(self, request: Request, pk: Any = None) -> Response:
         dataset = dataset_for_user(user=request.user, dataset_id=pk)
         qs = Example.objects.filter(dataset=dataset).order_by("id")
-        if split := request.query_params.get("split"):
+        if split := query_filter(request.query_params, "split"):
             qs = qs.filter(split=split)
-        if label := request.query_params.get("label"):
+        if label := query_filter(request.query_params, "label"):
             qs = qs.filter(label=label)
         page = self.paginate_queryset(qs)
         ser = ExampleSerializer(page, many=True, context={"dataset": dataset})

@@ -8,7 +8,7 @@ from typing import Any
 from django.urls import path
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, status, viewsets
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -19,6 +19,7 @@ from annotation.models import Job
 from annotation.services.imports import FORMATS, import_job_create
 from annotation.services.jobs import job_for_user, jobs_visible_to
 from counterpoint.errors import Forbidden
+from counterpoint.parsers import SafeJSONParser, query_filter
 
 HIDDEN_PARAMS = ("staging",)
 
@@ -109,7 +110,7 @@ class JobDetailSerializer(JobSerializer):
 
 
 class ImportCreateView(APIView):
-    parser_classes = [MultiPartParser, FormParser, JSONParser]
+    parser_classes = [MultiPartParser, FormParser, SafeJSONParser]
 
     @extend_schema(
         request={
@@ -154,9 +155,9 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
         qs = jobs_visible_to(user=self.request.user).select_related("created_by").order_by("-id")
-        if kind := self.request.query_params.get("kind"):
+        if kind := query_filter(self.request.query_params, "kind"):
             qs = qs.filter(kind=kind)
-        if st := self.request.query_params.get("status"):
+        if st := query_filter(self.request.query_params, "status"):
             qs = qs.filter(status=st)
         return qs
 

@@ -4,8 +4,6 @@ checked (fully decoded) once, however many examples share them."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,24 +56,14 @@ def _check_bytes(data: bytes, *, max_bytes: int, max_pixels: int) -> tuple[str, 
 
 
 def decode_data_uri(value: str, *, max_bytes: int) -> bytes:
-    header, comma, payload = value[5:].partition(",")
-    if not comma or not header.lower().endswith(";base64"):
-        raise FieldProblem(
-            E.DATA_URI_INVALID, "a data: URI must look like data:image/png;base64,<base64 bytes>"
-        )
-    payload = "".join(payload.split())
-    # The decoded size is known from the length, so an oversize URI is refused undecoded.
-    if len(payload) // 4 * 3 > max_bytes + 3:
-        raise FieldProblem(
-            "image_too_large",
-            f"the data: URI holds about {len(payload) // 4 * 3:,} bytes, over the cap of {max_bytes:,} bytes",
-        )
+    # The one decoder lives with media storage (annotation.services.media); imported lazily
+    # for the same reason as the check above.
+    from annotation.services.media import decode_data_url
+
     try:
-        return base64.b64decode(payload, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise FieldProblem(
-            E.DATA_URI_INVALID, f"the data: URI is not valid base64: {exc}"
-        ) from None
+        return decode_data_url(value, what="the data: URI", max_bytes=max_bytes)
+    except ValidationFailed as exc:
+        raise FieldProblem(exc.code, exc.message) from None
 
 
 class ImageReader:

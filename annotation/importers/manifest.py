@@ -22,7 +22,7 @@ from typing import Any, BinaryIO
 from annotation.importers import errors as E
 from annotation.importers.errors import FieldProblem, LineError
 from annotation.importers.images import ImageInfo, ImageReader
-from annotation.schema import content_hash
+from annotation.schema import content_hash, tabular_value_ok
 
 MAX_EXTERNAL_ID = 255
 MAX_LABEL = 200
@@ -245,12 +245,12 @@ class RecordValidator:
                 f"tabular modality {name!r} needs a non-empty object of feature → value",
             )
         for key, val in raw.items():
-            if isinstance(val, bool) or not isinstance(val, int | float | str):
+            # The same rule as edits (NaN and infinity are not valid JSON in the database).
+            if not tabular_value_ok(val):
                 raise FieldProblem(
-                    E.FIELD_TYPE, f"feature {key!r} of {name!r} must be a number or a string"
+                    E.FIELD_TYPE,
+                    f"feature {key!r} of {name!r} must be a finite number or a string",
                 )
-            if isinstance(val, float) and val != val:  # NaN is not valid JSON in the database
-                raise FieldProblem(E.FIELD_TYPE, f"feature {key!r} of {name!r} is NaN")
             _check_string(str(key), what=f"feature name in {name!r}", max_chars=200)
             if isinstance(val, str):
                 _check_string(val, what=f"text of feature {key!r}", max_chars=self.max_text)

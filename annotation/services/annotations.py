@@ -32,6 +32,8 @@ from annotation.services.assignments import (
     insert_parts,
     one_statement,
     quote,
+    replay_after_integrity_error,
+    request_hash,
     stored_for_key,
 )
 from annotation.services.counterfactuals import (
@@ -212,11 +214,15 @@ def _image_size_lookup(
 # --- submit ---------------------------------------------------------------------------------------
 
 
-def _stored_result(assignment: Assignment, key: str | None) -> SubmitResult:
+def _stored_result(assignment: Assignment, key: str | None, body_hash: str) -> SubmitResult:
     """The answer to a repeat of a submission that is already stored."""
     annotation = stored_for_key(
-        Annotation, owner_field="annotator_id", assignment=assignment, key=key
+        Annotation, owner_field="annotator_id", assignment=assignment, key=key, body_hash=body_hash
     )
+    return _result_for(annotation)
+
+
+def _result_for(annotation: Annotation) -> SubmitResult:
     edit = CounterfactualEdit.objects.filter(annotation=annotation).first()
     return SubmitResult(annotation, edit, created=False)
 
@@ -258,8 +264,19 @@ def annotation_submit(
             "this is a validation task; submit a validation", code="kind_mismatch"
         )
     key = clean_idempotency_key(idempotency_key)
+    body_hash = request_hash(
+        {
+            "label": label,
+            "confidence": confidence,
+            "rationale": rationale,
+            "reliance": reliance,
+            "reliance_modality": reliance_modality,
+            "evidence": evidence,
+            "counterfactual": counterfactual,
+        }
+    )
     if assignment.status == SUBMITTED:
-        return _stored_result(assignment, key)
+        return _stored_result(assignment, key, body_hash)
     campaign = assignment.campaign
     if campaign.status not in SUBMITTABLE_CAMPAIGN:
         raise Conflict(
@@ -323,6 +340,7 @@ def annotation_submit(
         "time_spent_ms": spent,
         "is_gold": assignment.is_gold,
         "idempotency_key": key,
+        "request_hash": body_hash,
     }
     try:
         if connection.vendor == "postgresql" and assignment.status == ACTIVE:
@@ -354,16 +372,18 @@ def annotation_submit(
             )
     except AlreadySubmitted:
         # A concurrent duplicate won the race (same key: its stored result is ours too).
-        return _stored_result(assignment, key)
+        return _stored_result(assignment, key, body_hash)
     except IntegrityError:
-        if (
-            key is not None
-            and Annotation.objects.filter(
-                annotator_id=assignment.annotator_id, idempotency_key=key
-            ).exists()
-        ):
-            return _stored_result(assignment, key)
-        raise
+        found = replay_after_integrity_error(
+            Annotation,
+            owner_field="annotator_id",
+            assignment=assignment,
+            key=key,
+            body_hash=body_hash,
+        )
+        if found is None:
+            raise
+        return _result_for(found)
     assignment.status = SUBMITTED
     return SubmitResult(annotation, edit, created=True)
 

@@ -19,6 +19,7 @@ Concurrency:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from contextlib import AbstractContextManager, nullcontext
@@ -590,10 +591,23 @@ def claim_for_submit(assignment: Assignment) -> str:
     raise Conflict("the task changed while submitting it; try again", code="assignment_busy")
 
 
-def stored_for_key(model: Any, *, owner_field: str, assignment: Assignment, key: str | None) -> Any:
+def request_hash(payload: dict[str, Any]) -> str:
+    """SHA-256 of the canonical JSON of a submitted body (sorted keys, no spaces), taken over
+    what the client sent minus the idempotency key. `time_spent_ms` is left out too: it is a
+    measurement the page takes again at every send, so a retry after a lost answer carries a
+    larger figure for the same submission."""
+    body = {k: v for k, v in payload.items() if k not in ("idempotency_key", "time_spent_ms")}
+    blob = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(blob.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def stored_for_key(
+    model: Any, *, owner_field: str, assignment: Assignment, key: str | None, body_hash: str
+) -> Any:
     """The row (Annotation or Validation) an earlier submission of this assignment stored under
-    `key`, for answering a retried request. Conflict when the key belongs to another task, or
-    when the task was already submitted under a different key."""
+    `key`, for answering a retried request. Conflict when the key belongs to another task or
+    came with another body (`idempotency_key_reused`), or when the task was already submitted
+    under a different key."""
     found = None
     if key is not None:
         found = model.objects.filter(
@@ -606,7 +620,32 @@ def stored_for_key(model: Any, *, owner_field: str, assignment: Assignment, key:
                 code="idempotency_key_reused",
             )
         raise Conflict("this task was already submitted", code="already_submitted")
+    if found.request_hash and found.request_hash != body_hash:
+        raise Conflict(
+            "this idempotency_key was already used with a different body; the first one is "
+            "stored, send a fresh key for a new submission",
+            code="idempotency_key_reused",
+            details={"stored_id": found.pk},
+        )
     return found
+
+
+def replay_after_integrity_error(
+    model: Any, *, owner_field: str, assignment: Assignment, key: str | None, body_hash: str
+) -> Any | None:
+    """After a submit's insert hit a unique constraint: the stored row when a concurrent twin
+    with the same key won (answered as a repeat, or refused when its body differs); None when
+    the key did not cause it, and the caller re-raises."""
+    if (
+        key is None
+        or not model.objects.filter(
+            **{owner_field: assignment.annotator_id, "idempotency_key": key}
+        ).exists()
+    ):
+        return None
+    return stored_for_key(
+        model, owner_field=owner_field, assignment=assignment, key=key, body_hash=body_hash
+    )
 
 
 # --- skip and drafts ---------------------------------------------------------------------------

@@ -8,23 +8,21 @@ never waits on a model (bulk scoring fills `CounterfactualEdit.scores`)."""
 
 from __future__ import annotations
 
-import base64
-import binascii
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.conf import settings
-
 from annotation import minimality
 from annotation.models import Annotation, Assignment, Campaign, CounterfactualEdit, Example, Media
-from annotation.schema import content_hash
-from annotation.services.media import CheckedImage, check_image_bytes, media_read, media_store
+from annotation.schema import content_hash, tabular_value_check, text_value_check
+from annotation.services.media import (
+    CheckedImage,
+    check_image_bytes,
+    decode_data_url,
+    media_read,
+    media_store,
+)
 from counterpoint.errors import Unavailable, ValidationFailed
 
-_DATA_URL = re.compile(
-    r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?:;[\w-]+=[\w.-]+)*;base64,(?P<data>.*)$", re.DOTALL
-)
 # A float budget compared with a figure computed from integers: allow rounding noise only.
 _EPS = 1e-12
 
@@ -40,22 +38,6 @@ class CheckedEdit:
     image: CheckedImage | None = None
     mask: CheckedImage | None = None
     media: dict[str, Media] = field(default_factory=dict)
-
-
-def decode_data_url(value: Any, *, what: str) -> bytes:
-    """Bytes of a `data:…;base64,…` URL (or of bare base64)."""
-    if not isinstance(value, str) or not value:
-        raise ValidationFailed(
-            f"{what} must be a data:image/png;base64,… URL", code="image_not_an_image"
-        )
-    match = _DATA_URL.match(value)
-    payload = match.group("data") if match else value
-    try:
-        return base64.b64decode(payload, validate=True)
-    except (binascii.Error, ValueError):
-        raise ValidationFailed(
-            f"{what} is not valid base64 image data", code="image_not_an_image"
-        ) from None
 
 
 def _image_sha(value: Any) -> Any:
@@ -99,18 +81,35 @@ def _check_other_modalities(
             )
 
 
-def _original_image_bytes(sha256: str) -> bytes:
+def _original_media(sha256: str) -> Media:
     media = Media.objects.filter(sha256=sha256).first()
     if media is None:
         raise Unavailable(
             f"the original image {sha256[:12]}… is not in media storage", code="media_missing"
         )
+    return media
+
+
+def _original_image_bytes(media: Media) -> bytes:
     try:
         return media_read(media)
     except OSError:
         raise Unavailable(
-            f"the original image {sha256[:12]}… cannot be read", code="media_missing"
+            f"the original image {media.sha256[:12]}… cannot be read", code="media_missing"
         ) from None
+
+
+def original_size(media: Media) -> tuple[int, int] | None:
+    return (media.width, media.height) if media.width and media.height else None
+
+
+def _no_change(kind: str, figures: dict[str, Any]) -> None:
+    if not minimality.edit_changed(kind, figures):
+        what = {
+            "text": "the edited text has the same words as the original (case and spacing do not count)",
+            "image": "the edited image has the same pixels as the original",
+        }.get(kind, "the edited values are identical to the original")
+        raise ValidationFailed(what, code=minimality.NO_CHANGE_CODE)
 
 
 def counterfactual_check(
@@ -179,23 +178,10 @@ def counterfactual_check(
     checked_image = checked_mask = None
 
     if kind == "text":
-        value = counterfactual.get("value")
-        if not isinstance(value, str):
-            raise ValidationFailed(
-                "a text edit needs the edited text in counterfactual.value",
-                code="counterfactual_invalid",
-            )
-        if len(value) > settings.IMPORT_MAX_TEXT_CHARS:
-            raise ValidationFailed(
-                f"the edited text has {len(value):,} characters, over the cap of {settings.IMPORT_MAX_TEXT_CHARS:,}",
-                code="counterfactual_invalid",
-            )
+        value = text_value_check(counterfactual.get("value"), what="the edited text")
         original_text = original if isinstance(original, str) else ""
-        if value == original_text:
-            raise ValidationFailed(
-                "the edited text is identical to the original", code="counterfactual_no_change"
-            )
         figures = minimality.text_minimality(original_text, value)
+        _no_change(kind, figures)
         if _over_budget(figures["minimality"], budget):
             raise ValidationFailed(
                 f"the edit changes {figures['token_distance']} of {figures['tokens']} words "
@@ -206,10 +192,13 @@ def counterfactual_check(
         edited_values[modality] = value
 
     elif kind == "image":
+        original_media = _original_media(str(original))
+        # The header is checked against the original's size before anything is decoded.
         checked_image = check_image_bytes(
-            decode_data_url(counterfactual.get("image"), what="counterfactual.image")
+            decode_data_url(counterfactual.get("image"), what="counterfactual.image"),
+            expect_size=original_size(original_media),
         )
-        original_bytes = _original_image_bytes(str(original))
+        original_bytes = _original_image_bytes(original_media)
         try:
             figures = minimality.image_minimality(original_bytes, checked_image.data)
         except minimality.ImageSizeMismatch as exc:
@@ -217,11 +206,7 @@ def counterfactual_check(
                 f"{exc}; the edited image must keep the original's width x height",
                 code="image_wrong_size",
             ) from None
-        if figures["changed_pixels"] == 0:
-            raise ValidationFailed(
-                "the edited image has the same pixels as the original",
-                code="counterfactual_no_change",
-            )
+        _no_change(kind, figures)
         if _over_budget(figures["pixel_fraction"], budget):
             raise ValidationFailed(
                 f"the edit changes {figures['pixel_fraction']:.1%} of the pixels, over the {modality} budget of "
@@ -235,47 +220,16 @@ def counterfactual_check(
             )
         if counterfactual.get("mask"):
             checked_mask = check_image_bytes(
-                decode_data_url(counterfactual["mask"], what="counterfactual.mask")
+                decode_data_url(counterfactual["mask"], what="counterfactual.mask"),
+                expect_size=(checked_image.width, checked_image.height),
             )
-            if (checked_mask.width, checked_mask.height) != (
-                checked_image.width,
-                checked_image.height,
-            ):
-                raise ValidationFailed(
-                    f"the mask is {checked_mask.width}x{checked_mask.height}, the image "
-                    f"{checked_image.width}x{checked_image.height}",
-                    code="image_wrong_size",
-                )
         edited_values[modality] = checked_image.sha256
 
     else:  # tabular
-        value = counterfactual.get("value")
-        if not isinstance(value, dict) or not isinstance(original, dict):
-            raise ValidationFailed(
-                "a tabular edit needs {feature: value} in counterfactual.value",
-                code="counterfactual_invalid",
-            )
-        if set(value) != set(original):
-            missing, extra = sorted(set(original) - set(value)), sorted(set(value) - set(original))
-            raise ValidationFailed(
-                f"a tabular edit must give exactly the original's features (missing {missing}, unknown {extra})",
-                code="counterfactual_invalid",
-            )
-        bad = [
-            f
-            for f, v in value.items()
-            if not (v is None or isinstance(v, str | int | float | bool))
-        ]
-        if bad:
-            raise ValidationFailed(
-                f"features {bad} must be numbers or strings", code="counterfactual_invalid"
-            )
+        table = tabular_value_check(original, counterfactual.get("value"))
         mad = tabular_mad(modality) if tabular_mad is not None else {}
-        figures = minimality.tabular_minimality(original, value, mad)
-        if not figures["changed_features"]:
-            raise ValidationFailed(
-                "the edited values are identical to the original", code="counterfactual_no_change"
-            )
+        figures = minimality.tabular_minimality(original, table, mad)
+        _no_change(kind, figures)
         if _over_budget(figures["fraction_changed"], budget):
             raise ValidationFailed(
                 f"the edit changes {len(figures['changed_features'])} of {figures['features']} features "
@@ -287,7 +241,7 @@ def counterfactual_check(
                     "budget": budget,
                 },
             )
-        edited_values[modality] = value
+        edited_values[modality] = table
 
     # Defence in depth: whatever path built edited_values, only `modality` may differ.
     for name in kinds:

@@ -17,7 +17,7 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from annotation.access import campaigns_visible_to, datasets_visible_to, is_staff
+from annotation.access import campaigns_visible_to, datasets_visible_to, is_staff, parse_pk
 from annotation.models import Campaign, Dataset, Job, Membership
 from counterpoint.errors import NotFound
 
@@ -142,6 +142,6 @@ def jobs_visible_to(*, user: Any) -> QuerySet[Job]:
 
 def job_for_user(*, user: Any, job_id: Any) -> Job:
     try:
-        return jobs_visible_to(user=user).get(pk=job_id)
+        return jobs_visible_to(user=user).get(pk=parse_pk(job_id) or 0)
     except (Job.DoesNotExist, ValueError, TypeError):
         raise NotFound(f"job {job_id} does not exist") from None

@@ -1,9 +1,17 @@
 """Content-addressed media storage. Bytes are checked (type, size, pixel count, full decode)
 before anything is written, so a bad image never leaves a file behind; identical bytes are
-stored once (the SHA-256 is the key)."""
+stored once (the SHA-256 is the key).
+
+Every check that can be made from the header (format, declared width x height against the
+pixel cap and, for an edit, against the original's size) runs before the one full decode:
+Pillow's `Image.open` reads only the header, so a small file that declares a huge image is
+refused without decoding it. `decode_data_url` is the one decoder of `data:…;base64,…` URLs
+(imports, submitted edits, live drafts)."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import io
 import os
@@ -11,6 +19,7 @@ import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -36,12 +45,48 @@ class CheckedImage:
     height: int
 
 
+def decode_data_url(value: Any, *, what: str, max_bytes: int | None = None) -> bytes:
+    """Bytes of a `data:<mime>;base64,<payload>` URL (or of bare base64). Raises
+    ValidationFailed `data_uri_invalid` (not a base64 data URL) or `image_too_large` (the
+    payload's length alone shows it decodes past `max_bytes`, so it is never decoded)."""
+    max_bytes = max_bytes or settings.IMPORT_MAX_IMAGE_BYTES
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationFailed(
+            f"{what} must be a data:image/png;base64,… URL", code="data_uri_invalid"
+        )
+    payload = value.strip()
+    if payload[:5].lower() == "data:":
+        header, comma, payload = payload[5:].partition(",")
+        if not comma or not header.lower().endswith(";base64"):
+            raise ValidationFailed(
+                f"{what} must look like data:image/png;base64,<base64 bytes>",
+                code="data_uri_invalid",
+            )
+    payload = "".join(payload.split())
+    if len(payload) // 4 * 3 > max_bytes + 3:
+        raise ValidationFailed(
+            f"{what} holds about {len(payload) // 4 * 3:,} bytes, over the cap of {max_bytes:,} bytes",
+            code="image_too_large",
+        )
+    try:
+        return base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ValidationFailed(
+            f"{what} is not valid base64: {exc}", code="data_uri_invalid"
+        ) from None
+
+
 def check_image_bytes(
-    data: bytes, *, max_bytes: int | None = None, max_pixels: int | None = None
+    data: bytes,
+    *,
+    max_bytes: int | None = None,
+    max_pixels: int | None = None,
+    expect_size: tuple[int, int] | None = None,
 ) -> CheckedImage:
     """Validate image bytes without touching storage. Raises ValidationFailed with a rule code:
     image_empty, image_too_large, image_not_an_image, image_format, image_too_many_pixels,
-    image_truncated."""
+    image_wrong_size (the header's width x height is not `expect_size`, checked before
+    decoding), image_truncated."""
     max_bytes = max_bytes or settings.IMPORT_MAX_IMAGE_BYTES
     max_pixels = max_pixels or settings.IMPORT_MAX_IMAGE_PIXELS
     if not data:
@@ -77,6 +122,12 @@ def check_image_bytes(
         raise ValidationFailed(
             f"the image is {width}x{height} = {width * height:,} pixels, over the cap of {max_pixels:,}",
             code="image_too_many_pixels",
+        )
+    if expect_size is not None and (width, height) != tuple(expect_size):
+        raise ValidationFailed(
+            f"the image is {width}x{height}, the original {expect_size[0]}x{expect_size[1]}; "
+            "an edit must keep the original's width x height",
+            code="image_wrong_size",
         )
     try:
         with warnings.catch_warnings():

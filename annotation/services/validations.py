@@ -28,6 +28,8 @@ from annotation.services.assignments import (
     VALIDATE,
     AlreadySubmitted,
     claim_for_submit,
+    replay_after_integrity_error,
+    request_hash,
     stored_for_key,
 )
 from counterpoint.errors import Conflict, ValidationFailed
@@ -51,8 +53,10 @@ class ValidationResult:
     created: bool
 
 
-def _stored(assignment: Assignment, key: str | None) -> ValidationResult:
-    found = stored_for_key(Validation, owner_field="validator_id", assignment=assignment, key=key)
+def _stored(assignment: Assignment, key: str | None, body_hash: str) -> ValidationResult:
+    found = stored_for_key(
+        Validation, owner_field="validator_id", assignment=assignment, key=key, body_hash=body_hash
+    )
     return ValidationResult(found, created=False)
 
 
@@ -71,8 +75,9 @@ def validation_submit(
             "this is an annotation task; submit an annotation", code="kind_mismatch"
         )
     key = clean_idempotency_key(idempotency_key)
+    body_hash = request_hash({"label": label, "broken": broken, "comment": comment})
     if assignment.status == SUBMITTED:
-        return _stored(assignment, key)
+        return _stored(assignment, key, body_hash)
     campaign: Campaign = assignment.campaign
     if campaign.status not in SUBMITTABLE_CAMPAIGN:
         raise Conflict(
@@ -122,6 +127,7 @@ def validation_submit(
                 broken=broken,
                 comment=comment,
                 idempotency_key=key,
+                request_hash=body_hash,
             )
             agrees = int(label == edit.target_label and not broken)
             status = edit_status(
@@ -136,15 +142,17 @@ def validation_submit(
                 status=status,
             )
     except AlreadySubmitted:
-        return _stored(assignment, key)
+        return _stored(assignment, key, body_hash)
     except IntegrityError:
-        if (
-            key is not None
-            and Validation.objects.filter(
-                validator_id=assignment.annotator_id, idempotency_key=key
-            ).exists()
-        ):
-            return _stored(assignment, key)
-        raise
+        found = replay_after_integrity_error(
+            Validation,
+            owner_field="validator_id",
+            assignment=assignment,
+            key=key,
+            body_hash=body_hash,
+        )
+        if found is None:
+            raise
+        return ValidationResult(found, created=False)
     assignment.status = SUBMITTED
     return ValidationResult(validation, created=True)

@@ -64,6 +64,12 @@ class ScoreRequestSerializer(serializers.Serializer):
     modality = serializers.CharField(max_length=100)
     value = serializers.JSONField(required=False)
     image = serializers.CharField(required=False, help_text="data:image/png;base64,...")
+    target_label = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=200,
+        help_text="the answer the edit aims at; each model's outcome is told against it",
+    )
 
 
 class CampaignModelsSerializer(serializers.Serializer):

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import Any
 
 from django.db.models import Q, QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.throttling import UserRateThrottle
@@ -24,9 +22,12 @@ from annotation.access import (
     dataset_for_user,
     datasets_visible_to,
     is_staff,
+    parse_pk,
 )
 from annotation.models import Membership
+from annotation.services.media import decode_data_url
 from counterpoint.errors import Forbidden, NotFound, ValidationFailed
+from counterpoint.parsers import SafeJSONParser
 from models_bridge.api.serializers import (
     BulkScoreSerializer,
     CampaignModelsSerializer,
@@ -63,7 +64,7 @@ def models_visible_to(*, user: Any) -> QuerySet[ModelVersion]:
 
 def model_for_user(*, user: Any, model_id: Any) -> ModelVersion:
     try:
-        return models_visible_to(user=user).get(pk=model_id)
+        return models_visible_to(user=user).get(pk=parse_pk(model_id) or 0)
     except (ModelVersion.DoesNotExist, ValueError, TypeError):
         raise NotFound(f"model {model_id} does not exist") from None
 
@@ -72,7 +73,7 @@ class ModelVersionViewSet(
     mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
 ):
     serializer_class = ModelVersionSerializer
-    parser_classes = [JSONParser, MultiPartParser, FormParser]
+    parser_classes = [SafeJSONParser, MultiPartParser, FormParser]
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
         return models_visible_to(user=self.request.user).order_by("id")
@@ -133,19 +134,6 @@ class LiveScoreThrottle(UserRateThrottle):
         return str(rate) if rate is not None else None
 
 
-def decode_data_url(raw: str) -> bytes:
-    """ "data:image/png;base64,..." (or bare base64) → bytes."""
-    text = raw.strip()
-    if text.startswith("data:"):
-        head, sep, text = text.partition(",")
-        if not sep or ";base64" not in head:
-            raise ValidationFailed("the image must be a base64 data URL", code="image_undecodable")
-    try:
-        return base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        raise ValidationFailed("the image is not valid base64", code="image_undecodable") from None
-
-
 class ScoreView(APIView):
     throttle_classes = [LiveScoreThrottle]
 
@@ -155,9 +143,13 @@ class ScoreView(APIView):
         ser.is_valid(raise_exception=True)
         data = ser.validated_data
         assignment = assignment_for_user(user=request.user, assignment_id=data["assignment"])
-        image = decode_data_url(data["image"]) if data.get("image") else None
+        image = decode_data_url(data["image"], what="image") if data.get("image") else None
         result = live_score(
-            assignment=assignment, modality=data["modality"], value=data.get("value"), image=image
+            assignment=assignment,
+            modality=data["modality"],
+            value=data.get("value"),
+            image=image,
+            target_label=data.get("target_label") or None,
         )
         return Response(result)
 

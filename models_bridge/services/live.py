@@ -1,29 +1,31 @@
 """Live scoring: one draft edit against every model of the campaign, synchronously and
-in process, stored as an Attempt (DESIGN §5 step 4).
+in process, recorded as an Attempt (DESIGN §5 step 4) through annotation.services.attempts.
 
 Lean by design — it answers on every pause in typing: one query finds every cached
 score of original and draft for all models, the models that miss run on a batch of at
 most two rows, new scores go in with one INSERT, and the Attempt is written in one short
 transaction after the models have answered (no lock is held while a model runs).
 
-A bad draft (undecodable image, text over a model's maximum length, unknown or
-non-editable modality) is a 4xx and writes nothing. A model that fails or times out is
+A bad draft (undecodable image, an image whose header is not the original's width x
+height, text over a model's maximum length, unknown or non-editable modality) is a 4xx and
+writes nothing. A draft image is scored from the bytes in memory and never stored as Media.
+
+Each model's answer carries `outcome` relative to the target the annotator is editing
+towards (`answer_outcome`, the one definition the live panel shows): reaches_target,
+changed_not_target, changed (no target known yet) or unchanged. A model that fails or times out is
 reported as {"status": "unavailable"} and the others answer normally."""
 
 from __future__ import annotations
 
-import math
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from django.db import transaction
-from django.db.models import F
-
-from annotation.models import Assignment, Attempt, Campaign, Membership
-from annotation.schema import content_hash
-from annotation.services.media import check_image_bytes, media_store
-from counterpoint.errors import Conflict, ServiceError, ValidationFailed
+from annotation.models import Assignment, Campaign, Media, Membership
+from annotation.schema import content_hash, tabular_value_check, text_value_check
+from annotation.services.attempts import ScoreCapReached, attempt_record
+from annotation.services.media import check_image_bytes
+from counterpoint.errors import Conflict, ValidationFailed
 from models_bridge.adapters.base import Adapter, ModelError
 from models_bridge.models import ModelVersion
 from models_bridge.preprocess import InputError
@@ -38,14 +40,8 @@ from models_bridge.services.scoring import (
     store,
 )
 
-MAX_TEXT_CHARS = 10_000
 # Remote models are called side by side so one slow server costs one timeout, not one per model.
 _remote_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="live-remote")
-
-
-class ScoreCapReached(ServiceError):
-    http_status = 429
-    default_code = "score_cap_reached"
 
 
 def feedback_arm(*, assignment: Assignment) -> str:
@@ -65,7 +61,8 @@ def feedback_arm(*, assignment: Assignment) -> str:
 def _draft_value(
     *, assignment: Assignment, modality: str, value: Any, image: bytes | None
 ) -> tuple[Any, Any, bytes | None]:
-    """(dataset-form value, Media or None, image bytes or None) for the draft; raises 4xx."""
+    """(dataset-form value, the Attempt's record of it, image bytes or None) for the draft;
+    raises 4xx. The value checks are the submit path's (annotation.schema)."""
     dataset = assignment.campaign.dataset
     kind = dataset.modality_kind(modality)
     if kind is None:
@@ -77,81 +74,82 @@ def _draft_value(
         raise ValidationFailed(
             f"modality {modality!r} is not editable in this campaign", code="modality_not_editable"
         )
+    original = assignment.example.values.get(modality)
     if kind == "text":
-        if not isinstance(value, str):
-            raise ValidationFailed('a text draft needs "value": a string', code="text_not_a_string")
-        if len(value) > MAX_TEXT_CHARS:
-            raise ValidationFailed(
-                f"the text is over {MAX_TEXT_CHARS:,} characters", code="text_too_long"
-            )
-        return value, None, None
+        text = text_value_check(value, what='a text draft\'s "value"')
+        return text, text, None
     if kind == "image":
         if not image:
             raise ValidationFailed(
                 'an image draft needs "image": a data URL of the edited image', code="image_empty"
             )
-        checked = check_image_bytes(image)
-        media = media_store(checked=checked)
-        return media.sha256, media, checked.data
-    # tabular: the same features as the original, each a finite number or a string
-    original = assignment.example.values.get(modality)
-    if not isinstance(value, dict):
-        raise ValidationFailed(
-            'a tabular draft needs "value": {feature: value}', code="tabular_not_an_object"
-        )
-    if isinstance(original, dict) and set(value) != set(original):
-        extra, lacking = sorted(set(value) - set(original)), sorted(set(original) - set(value))
-        raise ValidationFailed(
-            f"a tabular draft has the original's features; extra: {extra or '-'}, missing: {lacking or '-'}",
-            code="tabular_features",
-        )
-    for k, v in value.items():
-        if (
-            isinstance(v, bool)
-            or not isinstance(v, int | float | str)
-            or (isinstance(v, float) and not math.isfinite(v))
-        ):
-            raise ValidationFailed(
-                f"feature {k!r} must be a finite number or a string", code="tabular_not_a_number"
-            )
-    return value, None, None
+        w, h = (
+            Media.objects.filter(sha256=str(original)).values_list("width", "height").first()
+        ) or (None, None)
+        # The header is checked against the original's size before anything is decoded.
+        checked = check_image_bytes(image, expect_size=(w, h) if w and h else None)
+        record = {
+            "sha256": checked.sha256,
+            "width": checked.width,
+            "height": checked.height,
+            "bytes": len(checked.data),
+        }
+        return checked.sha256, record, checked.data
+    table = tabular_value_check(original, value)
+    return table, table, None
+
+
+def answer_outcome(*, original: str | None, draft: str | None, target: str | None) -> str | None:
+    """What a model's answer did between the original and the draft: reaches_target (it now
+    predicts the target and did not before), changed_not_target (another answer than the
+    original's, not the target), changed (another answer; no target chosen yet) or
+    unchanged. None when either answer is missing (a model that did not answer)."""
+    if original is None or draft is None:
+        return None
+    if draft == original:
+        return "unchanged"
+    if not target:
+        return "changed"
+    return "reaches_target" if draft == target else "changed_not_target"
 
 
 def _result_json(
-    mv: ModelVersion, draft: ScoreResult | None, original: ScoreResult | None, latency_ms: float
+    mv: ModelVersion,
+    draft: ScoreResult | None,
+    original: ScoreResult | None,
+    latency_ms: float,
+    target: str | None,
 ) -> dict[str, Any]:
-    if draft is None:
-        return {
-            "id": mv.pk,
-            "name": mv.name,
-            "version": mv.version,
-            "status": "unavailable",
-            "probabilities": None,
-            "predicted_label": None,
-            "original_predicted_label": original.predicted_label if original else None,
-            "original_probabilities": original.probabilities if original else None,
-            "flipped": None,
-            "latency_ms": round(latency_ms, 3),
-        }
+    original_label = original.predicted_label if original else None
+    draft_label = draft.predicted_label if draft else None
     return {
         "id": mv.pk,
         "name": mv.name,
         "version": mv.version,
-        "status": "ok",
-        "probabilities": draft.probabilities,
-        "predicted_label": draft.predicted_label,
-        "original_predicted_label": original.predicted_label if original else None,
+        "status": "ok" if draft is not None else "unavailable",
+        "probabilities": draft.probabilities if draft else None,
+        "predicted_label": draft_label,
+        "original_predicted_label": original_label,
         "original_probabilities": original.probabilities if original else None,
-        "flipped": (draft.predicted_label != original.predicted_label) if original else None,
+        # Any change of answer; `outcome` says whether it is the one the annotator wants.
+        "flipped": (draft_label != original_label) if draft and original else None,
+        "outcome": answer_outcome(original=original_label, draft=draft_label, target=target),
         "latency_ms": round(latency_ms, 3),
     }
 
 
 def live_score(
-    *, assignment: Assignment, modality: str, value: Any = None, image: bytes | None = None
+    *,
+    assignment: Assignment,
+    modality: str,
+    value: Any = None,
+    image: bytes | None = None,
+    target_label: str | None = None,
 ) -> dict[str, Any]:
     """Score a draft of `assignment`'s example with `modality` replaced. The caller has
-    checked that the requester holds the assignment (annotation.access.assignment_for_user)."""
+    checked that the requester holds the assignment (annotation.access.assignment_for_user).
+    `target_label` is the answer the annotator is editing towards (default: the task's
+    assigned target), against which each model's `outcome` is told."""
     campaign = assignment.campaign
     if assignment.kind != Assignment.Kind.ANNOTATE:
         raise ValidationFailed(
@@ -172,7 +170,14 @@ def live_score(
             f"this task has used its {cap} scored drafts", code="score_cap_reached"
         )
 
-    draft_value, media, draft_bytes = _draft_value(
+    labels = list(campaign.dataset.label_space)
+    target = target_label or assignment.cf_target_label or ""
+    if target and target not in labels:
+        raise ValidationFailed(
+            f"target label {target!r} is not in the label space {labels}",
+            code="target_label_not_in_label_space",
+        )
+    draft_value, record, draft_bytes = _draft_value(
         assignment=assignment, modality=modality, value=value, image=image
     )
     original = assignment.example.values
@@ -266,7 +271,7 @@ def live_score(
         h_orig, h_draft = hashes[mv.pk]
         d = None if mv.pk in failed else cache.get((mv.pk, h_draft))
         o = cache.get((mv.pk, h_orig))
-        entry = _result_json(mv, d, o, latency[mv.pk])
+        entry = _result_json(mv, d, o, latency[mv.pk], target)
         out_models.append(entry)
         stored = {
             k: entry[k]
@@ -276,69 +281,25 @@ def live_score(
                 "probabilities",
                 "original_predicted_label",
                 "flipped",
+                "outcome",
             )
         }
+        stored["target_label"] = target
         if mv.pk in failed:
             stored["error"] = failed[mv.pk][:500]
         stored_scores[str(mv.pk)] = stored
 
-    seq = _attempt_store(
+    seq = attempt_record(
         assignment=assignment,
         cap=cap,
         modality=modality,
-        value=None if media is not None else draft_value,
-        media=media,
-        content=content_hash(draft),
+        value=record,
+        content_hash=content_hash(draft),
         scores=stored_scores,
     )
     return {
         "attempt": {"seq": seq},
+        "target_label": target or None,
         "feedback": arm,
         "models": out_models if arm == "shown" else [],
     }
-
-
-def _attempt_store(
-    *,
-    assignment: Assignment,
-    cap: int,
-    modality: str,
-    value: Any,
-    media: Any,
-    content: str,
-    scores: dict[str, Any],
-) -> int:
-    with transaction.atomic():
-        # The conditional increment is the seq allocator and the cap in one statement: it
-        # row-locks the assignment until commit, so concurrent drafts get 1, 2, 3 … with
-        # no gaps or repeats, and the cap cannot be overshot.
-        bumped = Assignment.objects.filter(
-            pk=assignment.pk, status=Assignment.Status.ACTIVE, attempts_count__lt=cap
-        ).update(attempts_count=F("attempts_count") + 1)
-        if not bumped:
-            status = (
-                Assignment.objects.filter(pk=assignment.pk).values_list("status", flat=True).first()
-            )
-            if status != Assignment.Status.ACTIVE:
-                raise Conflict(
-                    f"assignment {assignment.pk} is {status}, not active",
-                    code="assignment_not_active",
-                )
-            raise ScoreCapReached(
-                f"this task has used its {cap} scored drafts", code="score_cap_reached"
-            )
-        seq = (
-            Assignment.objects.filter(pk=assignment.pk)
-            .values_list("attempts_count", flat=True)
-            .get()
-        )
-        Attempt.objects.create(
-            assignment_id=assignment.pk,
-            seq=seq,
-            modality=modality,
-            value=value,
-            media=media,
-            content_hash=content,
-            scores=scores,
-        )
-    return seq

@@ -99,3 +99,39 @@ def png_data_url(img: Image.Image) -> str:
 
 def dataset_of(campaign: Campaign) -> Dataset:
     return campaign.dataset
+
+
+def _png(width: int, height: int, idat: bytes) -> bytes:
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+def bomb_png(width: int = 6300, height: int = 6300) -> bytes:
+    """A real decompression bomb: about 115 KB of PNG that decodes to width x height RGB
+    pixels (6300 x 6300: under the 40 M pixel cap, 119 MB decoded)."""
+    import zlib
+
+    z = zlib.compressobj(9)
+    row = b"\x00" * (1 + width * 3)
+    idat = b"".join(z.compress(row) for _ in range(height)) + z.flush()
+    return _png(width, height, idat)
+
+
+def undecodable_png(width: int = 6300, height: int = 6300) -> bytes:
+    """A few dozen bytes whose header declares width x height but whose pixel data is not a
+    zlib stream: opening it (the header) works, any full decode fails (image_truncated). A
+    check that answers anything else for it has not decoded it."""
+    return _png(width, height, b"\x78\x9c" + b"\xff" * 24)
+
+
+def media_files(root: Any) -> list[str]:
+    from pathlib import Path
+
+    return sorted(str(p) for p in Path(root).rglob("*") if p.is_file())

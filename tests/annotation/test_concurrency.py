@@ -159,6 +159,40 @@ def test_concurrent_double_submit_is_stored_once() -> None:
     assert CampaignExample.objects.get(campaign=campaign).completed == 1
 
 
+def test_concurrent_submits_of_one_key_with_different_bodies_store_one_and_refuse_the_rest() -> (
+    None
+):
+    campaign = text_campaign(1, redundancy=1)
+    (user,) = add_annotators(campaign, 1)
+    task = (
+        client_for(user)
+        .post(f"/api/v1/campaigns/{campaign.id}/lease/", {"kind": "annotate"}, format="json")
+        .json()
+    )
+    n = 6
+    bodies = [annotate_body(task, key="same-key", rationale=f"reason {i}") for i in range(n)]
+    barrier = threading.Barrier(n)
+    answers: list[tuple[int, dict[str, Any]]] = []
+
+    def submit(body: dict[str, Any]) -> None:
+        client = client_for(user)
+        barrier.wait(timeout=60)
+        r = client.post(
+            f"/api/v1/assignments/{task['assignment']['id']}/submit/", body, format="json"
+        )
+        answers.append((r.status_code, r.json()))
+
+    assert not run_threads(submit, [(b,) for b in bodies])
+    assert sorted(code for code, _ in answers) == [201] + [409] * (n - 1)
+    won = next(body for code, body in answers if code == 201)["annotation"]
+    assert {body["error"]["code"] for code, body in answers if code == 409} == {
+        "idempotency_key_reused"
+    }
+    stored = Annotation.objects.get()
+    assert (stored.pk, stored.rationale) == (won["id"], won["rationale"])
+    assert CampaignExample.objects.get(campaign=campaign).completed == 1
+
+
 def test_one_person_leasing_from_several_tabs_gets_one_lease() -> None:
     campaign = text_campaign(10)
     (user,) = add_annotators(campaign, 1)

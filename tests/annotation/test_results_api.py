@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from annotation.models import Attempt, Membership
+from annotation.models import Assignment, Membership
+from annotation.services.attempts import attempt_record
 from tests.annotation.annotator_helpers import add_annotators, annotate_body, member, text_campaign
 from tests.conftest import client_for
 
@@ -18,12 +19,13 @@ def _work(campaign, annotators, validator):  # type: ignore[no-untyped-def]
         task = client.post(
             f"/api/v1/campaigns/{campaign.pk}/lease/", {"kind": "annotate"}, format="json"
         ).json()
-        Attempt.objects.create(
-            assignment_id=task["assignment"]["id"],
-            seq=1,
+        attempt_record(
+            assignment=Assignment.objects.get(pk=task["assignment"]["id"]),
+            cap=10,
             modality="text",
             value="draft",
             content_hash="0" * 64,
+            scores={},
         )
         r = client.post(
             f"/api/v1/assignments/{task['assignment']['id']}/submit/",

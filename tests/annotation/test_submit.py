@@ -3,6 +3,7 @@ keeps the draft, and stores an idempotent submission once."""
 
 from __future__ import annotations
 
+import base64
 import copy
 import io
 import json
@@ -29,8 +30,11 @@ from annotation.services.media import media_read
 from tests.annotation.annotator_helpers import (
     add_annotators,
     annotate_body,
+    bomb_png,
+    media_files,
     png_data_url,
     text_campaign,
+    undecodable_png,
 )
 from tests.conftest import client_for
 from tests.factories import CampaignFactory
@@ -181,7 +185,7 @@ RULES: list[tuple[str, Any, str]] = [
     (
         "cf-same",
         lambda b, t: b["counterfactual"].update(value=t["example"]["values"]["text"]),
-        "counterfactual_no_change",
+        "edit_no_change",
     ),
     (
         "cf-budget",
@@ -222,7 +226,7 @@ RULES: list[tuple[str, Any, str]] = [
     (
         "image-same",
         lambda b, t: b.update(counterfactual=_image_cf(t, original_image(t))),
-        "counterfactual_no_change",
+        "edit_no_change",
     ),
     (
         "image-budget",
@@ -375,7 +379,7 @@ def test_tabular_edit_fraction_and_mad_scaled_l1() -> None:
     assert post_submit(client, task, body).json()["error"]["code"] == "counterfactual_over_budget"
     missing = {"hr": 1}
     body["counterfactual"]["value"] = missing
-    assert post_submit(client, task, body).json()["error"]["code"] == "counterfactual_invalid"
+    assert post_submit(client, task, body).json()["error"]["code"] == "tabular_features"
 
 
 def test_label_only_campaign_needs_no_edit(api, campaign, examples, annotator) -> None:  # type: ignore[no-untyped-def]
@@ -417,3 +421,143 @@ def test_annotators_never_see_each_others_work(
     assert "SECRET-RATIONALE-42" not in blob
     assert body["counterfactual"]["value"] not in blob
     assert "annotation" not in t2 and "edit" not in t2
+
+
+def test_the_same_key_with_another_body_is_a_409_and_the_first_stays(
+    api, campaign, examples, annotator
+) -> None:  # type: ignore[no-untyped-def]
+    client = api(annotator)
+    task = lease_task(client, campaign)
+    body = annotate_body(task)
+    assert post_submit(client, task, body).status_code == 201
+    changes = [
+        {"label": "yes", "counterfactual": {**body["counterfactual"], "target_label": "no"}},
+        {"rationale": "another reason"},
+        {"confidence": 2},
+        {
+            "counterfactual": {
+                **body["counterfactual"],
+                "value": body["counterfactual"]["value"] + " x",
+            }
+        },
+    ]
+    for change in changes:
+        r = post_submit(client, task, {**body, **change})
+        assert r.status_code == 409, (change, r.content)
+        err = r.json()["error"]
+        assert err["code"] == "idempotency_key_reused"
+        assert err["details"] == {"stored_id": Annotation.objects.get().pk}
+    # Retrying the very same body (the page re-measures time_spent_ms) is still a replay.
+    r = post_submit(client, task, {**body, "time_spent_ms": body["time_spent_ms"] + 500})
+    assert r.status_code == 200, r.content
+    stored = Annotation.objects.get()
+    assert (stored.rationale, stored.confidence) == (body["rationale"], body["confidence"])
+    assert CounterfactualEdit.objects.get().edited_values["text"] == body["counterfactual"]["value"]
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda text: text + " ",  # a trailing space
+        lambda text: "  " + text.replace(" ", "   "),  # spacing only
+        lambda text: text.replace("is", "Is", 1),  # case only: "is" → "Is"
+        lambda text: text.upper(),
+    ],
+    ids=["trailing-space", "spacing", "case-is-Is", "upper"],
+)
+def test_no_op_text_edits_are_refused_as_edit_no_change(
+    api, campaign, examples, annotator, edit
+) -> None:  # type: ignore[no-untyped-def]
+    client = api(annotator)
+    task = lease_task(client, campaign)
+    body = annotate_body(task)
+    body["counterfactual"]["value"] = edit(task["example"]["values"]["text"])
+    r = post_submit(client, task, body)
+    assert r.status_code == 400, r.content
+    assert r.json()["error"]["code"] == "edit_no_change"
+    assert not Annotation.objects.exists() and not CounterfactualEdit.objects.exists()
+
+
+def test_a_changed_word_after_a_case_change_still_counts_once(
+    api, campaign, examples, annotator
+) -> None:  # type: ignore[no-untyped-def]
+    client = api(annotator)
+    task = lease_task(client, campaign)
+    body = annotate_body(task)
+    text = task["example"]["values"]["text"]
+    body["counterfactual"]["value"] = text.replace("is", "Is", 1).replace("shape", "circle", 1)
+    r = post_submit(client, task, body)
+    assert r.status_code == 201, r.content
+    assert CounterfactualEdit.objects.get().minimality["token_distance"] == 1
+
+
+def test_no_op_and_boolean_tabular_edits_are_refused() -> None:
+    campaign = tabular_campaign()
+    (ann,) = add_annotators(campaign, 1)
+    client = client_for(ann)
+    task = lease_task(client, campaign)
+    vitals = dict(task["example"]["values"]["vitals"])
+    cases = [
+        ({**vitals, "hr": float(vitals["hr"])}, "edit_no_change"),  # 70 → 70.0 is the same value
+        ({**vitals, "hr": str(vitals["hr"])}, "edit_no_change"),
+        ({**vitals, "smoker": True}, "tabular_not_a_number"),  # live scoring refused it too
+        ({**vitals, "hr": None}, "tabular_not_a_number"),
+    ]
+    for value, code in cases:
+        body = {
+            "idempotency_key": str(uuid.uuid4()),
+            "label": "well",
+            "counterfactual": {"modality": "vitals", "target_label": "sick", "value": value},
+        }
+        r = post_submit(client, task, body)
+        assert (r.status_code, r.json()["error"]["code"]) == (400, code), (value, r.content)
+    assert not Annotation.objects.exists()
+
+
+@pytest.mark.parametrize("make", [bomb_png, undecodable_png], ids=["bomb-115KB", "undecodable"])
+def test_an_image_edit_of_another_size_is_refused_from_its_header(
+    api, campaign, examples, annotator, _media_root, make
+) -> None:  # type: ignore[no-untyped-def]
+    """The 6300 x 6300 file is under the pixel cap; it is refused as the wrong size before any
+    decode (the undecodable one would otherwise be image_truncated), and nothing is written."""
+    client = api(annotator)
+    task = lease_task(client, campaign)
+    media_before, files_before = Media.objects.count(), media_files(_media_root)
+    body = annotate_body(task)
+    body["counterfactual"] = {
+        "modality": "image",
+        "target_label": "yes",
+        "image": "data:image/png;base64," + base64.b64encode(make()).decode(),
+    }
+    r = post_submit(client, task, body)
+    assert r.status_code == 400, r.content
+    assert r.json()["error"]["code"] == "image_wrong_size"
+    assert Media.objects.count() == media_before and media_files(_media_root) == files_before
+    assert not Annotation.objects.exists()
+
+
+def test_a_mask_of_another_size_is_refused_from_its_header(
+    api, campaign, examples, annotator
+) -> None:  # type: ignore[no-untyped-def]
+    client = api(annotator)
+    task = lease_task(client, campaign)
+    body = annotate_body(task)
+    body["counterfactual"] = {
+        "modality": "image",
+        "target_label": "yes",
+        "image": png_data_url(with_pixels_changed(original_image(task), 4)),
+        "mask": "data:image/png;base64," + base64.b64encode(undecodable_png()).decode(),
+    }
+    r = post_submit(client, task, body)
+    assert (r.status_code, r.json()["error"]["code"]) == (400, "image_wrong_size")
+    assert not CounterfactualEdit.objects.exists()
+
+
+def test_one_data_url_decoder_names_one_rule(api, campaign, examples, annotator) -> None:  # type: ignore[no-untyped-def]
+    client = api(annotator)
+    task = lease_task(client, campaign)
+    for bad in ("data:image/png;base64,!!!", "data:image/png,plain", "", 42):
+        body = annotate_body(task)
+        body["counterfactual"] = {"modality": "image", "target_label": "yes", "image": bad}
+        r = post_submit(client, task, body)
+        assert (r.status_code, r.json()["error"]["code"]) == (400, "data_uri_invalid"), bad

@@ -223,3 +223,26 @@ def test_validation_order_finishes_edits_first() -> None:
     assert first == edits[0].pk
     nxt = lease(client_for(vals[1]), campaign, "validate").json()
     assert Assignment.objects.get(pk=nxt["assignment"]["id"]).edit_id == first  # closest to done
+
+
+def test_the_same_key_with_another_body_is_refused_and_nothing_changes() -> None:
+    campaign = text_campaign(1)
+    author, val = add_annotators(campaign, 2)
+    make_edit(campaign, author)
+    client = client_for(val)
+    task = lease(client, campaign, "validate").json()
+    url = f"/api/v1/assignments/{task['assignment']['id']}/submit/"
+    first = client.post(url, {"idempotency_key": "v-1", "label": "no"}, format="json")
+    assert first.status_code == 201, first.content
+    for body in (
+        {"idempotency_key": "v-1", "label": "yes"},
+        {"idempotency_key": "v-1", "label": "no", "comment": "changed my mind"},
+        {"idempotency_key": "v-1", "label": "no", "broken": True},
+    ):
+        r = client.post(url, body, format="json")
+        assert r.status_code == 409, (body, r.content)
+        assert r.json()["error"]["code"] == "idempotency_key_reused"
+    again = client.post(url, {"idempotency_key": "v-1", "label": "no"}, format="json")
+    assert (again.status_code, again.json()) == (200, first.json())
+    v = Validation.objects.get()
+    assert (v.label, v.comment, v.broken) == ("no", "", False)

@@ -116,13 +116,17 @@ def test_label_evidence_reliance_and_text_edit_that_flips_the_model(page: Any, e
     page.keyboard.type(flip.replacement, delay=20)
     assert page.input_value("#cf-text") == flip.edited
 
-    # The live panel follows the edit; the multiplicative model shows the flip.
+    # The live panel follows the edit; the multiplicative model now gives the target.
     mult = evqa.multiplicative
     wait_for_bars_on(page, flip.edited)
     page.wait_for_selector(f"#live-panel .live-model[data-model='{mult.pk}'][data-flipped='1']")
     row = page.locator(f"#live-panel .live-model[data-model='{mult.pk}']")
     assert row.get_attribute("data-predicted") == flip.edited_prediction
-    assert "flipped" in row.inner_text()
+    reaches = target == flip.edited_prediction
+    assert row.get_attribute("data-outcome") == (
+        "reaches_target" if reaches else "changed_not_target"
+    )
+    assert ("reaches target" if reaches else "changed, not to target") in row.inner_text()
     assert page.locator("#live-panel .live-model").count() == len(evqa.models)
     # The live diff and meter agree with the server's definition (DESIGN §5).
     assert page.inner_text("#cf-text-diff del") == flip.word

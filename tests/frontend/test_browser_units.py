@@ -10,7 +10,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from annotation.minimality import image_minimality_arrays, text_minimality, tokenize
+from annotation.minimality import (
+    edit_changed,
+    image_minimality_arrays,
+    text_minimality,
+    token_key,
+    tokenize,
+)
 
 pytestmark = [pytest.mark.browser]
 
@@ -28,6 +34,12 @@ PAIRS = [
     ("tab\tand\nnewline", "tab and newline"),
     ("under_score x_1", "under score x 1"),
     ("emoji 🙂 ok", "emoji 🙃 ok"),
+    # No-op edits (issue 7 B4): case and spacing alone change nothing, here and on the server.
+    ("is the shape red?", "Is the shape red?"),
+    ("is the shape red?", "is the shape red? "),
+    ("is the shape red?", "IS THE SHAPE   RED ?"),
+    ("Straße ÉTÉ", "straße été"),
+    ("is the shape red?", "Is the circle red?"),
 ]
 
 
@@ -81,7 +93,12 @@ def test_text_figures_equal_the_servers(modules: Any) -> None:
         segs = js["segs"]
         before = "".join(s["text"] if s["kind"] != "ins" else " " for s in segs)
         after = "".join(s["text"] if s["kind"] != "del" else " " for s in segs)
-        assert tokenize(before) == tokenize(a), (a, b, segs)
+        # Kept tokens show the edited spelling: equal up to token_key (case, NFC).
+        assert [token_key(t) for t in tokenize(before)] == [token_key(t) for t in tokenize(a)], (
+            a,
+            b,
+            segs,
+        )
         assert tokenize(after) == tokenize(b), (a, b, segs)
         ndel = sum(len(tokenize(s["text"])) for s in segs if s["kind"] == "del")
         nins = sum(len(tokenize(s["text"])) for s in segs if s["kind"] == "ins")
@@ -170,3 +187,64 @@ def test_label_shortcuts(modules: Any) -> None:
     import uuid
 
     assert uuid.UUID(got["uuid"]).version == 4 and got["uuid"] != got["other"]
+
+
+def test_what_counts_as_a_text_change_is_the_servers(modules: Any) -> None:
+    """textdiff.js `textChanged` (the editor's isChanged, which gates submit) is the server's
+    edit_changed, so the meter can never say "0 words changed" of an edit the server keeps,
+    nor let through one it refuses."""
+    pairs = PAIRS + random_pairs(100, seed=7)
+    pairs += [(a, b.upper()) for a, b in pairs[:40]] + [(a, a + " ") for a, _ in pairs[:40]]
+    got = modules.evaluate(
+        """async (pairs) => {
+          const m = await import('/static/frontend/js/textdiff.js');
+          return pairs.map(([a, b]) => [m.textChanged(a, b), m.textMinimality(a, b).token_distance]);
+        }""",
+        pairs,
+    )
+    for (a, b), (changed, distance) in zip(pairs, got, strict=True):
+        server = text_minimality(a, b)
+        assert changed == edit_changed("text", server), (a, b)
+        assert distance == server["token_distance"], (a, b)
+        assert changed == (distance > 0), (a, b)
+
+
+def test_live_panel_separates_reaching_the_target_from_other_changes(modules: Any) -> None:
+    """circle → rectangle while the target is triangle is "changed, not to target", never
+    "reaches target"; the summary counts the three outcomes apart."""
+    got = modules.evaluate(
+        """async () => {
+          const { LivePanel } = await import('/static/frontend/js/live_panel.js');
+          const root = document.createElement('div');
+          document.body.append(root);
+          const panel = new LivePanel({ root, assignmentId: 1, targetLabel: () => 'triangle' });
+          const probs = (top) => ({ circle: 0.1, rectangle: 0.1, triangle: 0.1, [top]: 0.7 });
+          const model = (id, orig, draft, outcome) => ({
+            id, name: 'm' + id, version: '1', status: 'ok',
+            original_predicted_label: orig, predicted_label: draft,
+            original_probabilities: probs(orig), probabilities: probs(draft),
+            flipped: orig !== draft, outcome,
+          });
+          panel.render({ feedback: 'shown', target_label: 'triangle', models: [
+            model(1, 'circle', 'rectangle', 'changed_not_target'),
+            model(2, 'circle', 'triangle', 'reaches_target'),
+            model(3, 'circle', 'circle', 'unchanged'),
+            { id: 4, name: 'm4', status: 'unavailable' },
+          ] }, 1);
+          const rows = [...root.querySelectorAll('.live-model[data-status=ok]')].map((r) => ({
+            outcome: r.dataset.outcome, flipped: r.dataset.flipped,
+            badge: r.querySelector('.flip-badge').textContent,
+          }));
+          const summary = root.querySelector('.live-summary').textContent;
+          root.remove();
+          return { rows, summary };
+        }"""
+    )
+    assert got["rows"] == [
+        {"outcome": "changed_not_target", "flipped": "1", "badge": "⇄ changed, not to target"},
+        {"outcome": "reaches_target", "flipped": "1", "badge": "✓ reaches target"},
+        {"outcome": "unchanged", "flipped": "0", "badge": "same"},
+    ]
+    assert got["summary"] == (
+        "1 of 3 models reach “triangle” · 1 changed to another answer · 1 unchanged · 1 unavailable."
+    )

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 
 import pytest
 from PIL import Image
 
-from annotation.models import Assignment, Attempt, Campaign
+from annotation.models import Assignment, Attempt, Campaign, Media
 from models_bridge.services.registry import REFERENCE_MODELS, model_register
+from tests.annotation.annotator_helpers import bomb_png, media_files, undecodable_png
 from tests.conftest import client_for, requires_postgres
 from tests.models_bridge.conftest import counting, lease, package_dir
 
@@ -57,6 +59,7 @@ def test_text_draft_answers_for_every_model_and_stores_an_attempt(evqa_campaign,
             "original_predicted_label",
             "original_probabilities",
             "flipped",
+            "outcome",
             "latency_ms",
         }
         assert m["status"] == "ok"
@@ -96,18 +99,125 @@ def test_seq_counts_up_and_repeat_drafts_hit_the_cache(evqa_campaign, evqa_peopl
     assert Assignment.objects.get(pk=a.pk).attempts_count == 3
 
 
-def test_image_draft_is_scored_and_stored_as_media(evqa_campaign, evqa_people):
+def test_image_drafts_are_scored_from_memory_and_never_stored_as_media(
+    evqa_campaign, evqa_people, _media_root
+):
     attach(evqa_campaign)
     a = lease(evqa_campaign, evqa_people["shown"])
-    img = Image.new("RGB", (64, 64), (255, 255, 255))
+    api = client_for(evqa_people["shown"])
+    media_before, files_before = Media.objects.count(), media_files(_media_root)
+    shas = []
+    for shade in range(5):  # five different drafts, as an annotator painting would send
+        img = Image.new("RGB", (64, 64), (255, 255 - shade * 40, 255))
+        r = api.post(
+            URL, {"assignment": a.pk, "modality": "image", "image": data_url(img)}, format="json"
+        )
+        assert r.status_code == 200, r.content
+        text_only = next(m for m in r.json()["models"] if m["name"] == "easyvqa-text-only")
+        assert text_only["flipped"] is False  # the text model cannot see the image
+        shas.append(hashlib.sha256(base64.b64decode(data_url(img).partition(",")[2])).hexdigest())
+    assert Media.objects.count() == media_before
+    assert media_files(_media_root) == files_before
+    attempts = list(Attempt.objects.filter(assignment=a).order_by("seq"))
+    assert [t.media_id for t in attempts] == [None] * 5
+    # The Attempt keeps the draft's hash and size, not its pixels.
+    assert [t.value["sha256"] for t in attempts] == shas
+    assert all((t.value["width"], t.value["height"]) == (64, 64) for t in attempts)
+    assert len({t.content_hash for t in attempts}) == 5
+
+
+@pytest.mark.parametrize("make", [bomb_png, undecodable_png], ids=["bomb-115KB", "undecodable"])
+def test_a_draft_bigger_than_the_original_is_refused_from_its_header(
+    evqa_campaign, evqa_people, _media_root, make
+):
+    """6300 x 6300 is under the pixel cap but is not the original's 64 x 64: refused before
+    decoding (the undecodable file would otherwise be image_truncated)."""
+    attach(evqa_campaign, names=("easyvqa-image-only",))
+    a = lease(evqa_campaign, evqa_people["shown"])
+    files_before = media_files(_media_root)
+    url = "data:image/png;base64," + base64.b64encode(make()).decode()
     r = client_for(evqa_people["shown"]).post(
-        URL, {"assignment": a.pk, "modality": "image", "image": data_url(img)}, format="json"
+        URL, {"assignment": a.pk, "modality": "image", "image": url}, format="json"
     )
+    assert r.status_code == 400, r.content
+    assert r.json()["error"]["code"] == "image_wrong_size"
+    assert not Attempt.objects.exists()
+    assert media_files(_media_root) == files_before
+
+
+def test_outcome_is_told_against_the_target(evqa_campaign, evqa_people):
+    """flipped means any change of answer; outcome separates reaching the target from
+    changing to something else, and from no change."""
+    attach(evqa_campaign)
+    a = lease(evqa_campaign, evqa_people["shown"])
+    api = client_for(evqa_people["shown"])
+    for question in ("what color is the shape?", "what shape is in the image?", "is it blue?"):
+        draft = {"assignment": a.pk, "modality": "text", "value": question}
+        first = api.post(URL, draft, format="json").json()["models"]
+        moved = [m for m in first if m["predicted_label"] != m["original_predicted_label"]]
+        if moved:
+            break
+    still = [m for m in first if m["predicted_label"] == m["original_predicted_label"]]
+    assert moved and still, first  # text models move on a new question; image-only cannot
+    assert {m["outcome"] for m in moved} == {"changed"}  # no target chosen yet
+    assert {m["outcome"] for m in still} == {"unchanged"}
+    m = moved[0]
+    labels = evqa_campaign.dataset.label_space
+    elsewhere = next(
+        x for x in labels if x not in (m["predicted_label"], m["original_predicted_label"])
+    )
+    for target, want in (
+        (m["predicted_label"], "reaches_target"),
+        (elsewhere, "changed_not_target"),
+    ):
+        r = api.post(URL, {**draft, "target_label": target}, format="json")
+        assert r.status_code == 200, r.content
+        got = {x["id"]: x for x in r.json()["models"]}
+        assert got[m["id"]]["outcome"] == want
+        assert got[m["id"]]["flipped"] is True
+        assert all(got[x["id"]]["outcome"] == "unchanged" for x in still)
+    stored = Attempt.objects.filter(assignment=a).order_by("seq").last().scores[str(m["id"])]
+    assert (stored["outcome"], stored["target_label"]) == ("changed_not_target", elsewhere)
+    r = api.post(URL, {**draft, "target_label": "purple"}, format="json")
+    assert (r.status_code, r.json()["error"]["code"]) == (400, "target_label_not_in_label_space")
+
+
+def test_answer_outcome_pairs():
+    from models_bridge.services.live import answer_outcome
+
+    assert answer_outcome(original="circle", draft="rectangle", target="triangle") == (
+        "changed_not_target"
+    )
+    assert answer_outcome(original="circle", draft="triangle", target="triangle") == (
+        "reaches_target"
+    )
+    assert answer_outcome(original="circle", draft="circle", target="triangle") == "unchanged"
+    assert answer_outcome(original="triangle", draft="triangle", target="triangle") == "unchanged"
+    assert answer_outcome(original="circle", draft="rectangle", target=None) == "changed"
+    assert answer_outcome(original="circle", draft=None, target="triangle") is None
+
+
+def test_tabular_and_text_value_rules_are_the_submit_paths():
+    """Live drafts and submitted edits call the same checks (annotation.schema)."""
+    from annotation.schema import tabular_value_check, text_value_check
+    from counterpoint.errors import ValidationFailed
+
+    for bad in (True, None, float("nan"), float("inf"), [1]):
+        with pytest.raises(ValidationFailed) as exc:
+            tabular_value_check({"a": 1}, {"a": bad})
+        assert exc.value.code == "tabular_not_a_number"
+    assert text_value_check("x" * 10_001) == "x" * 10_001  # 10,000 was live scoring's own cap
+
+
+def test_live_text_cap_is_the_import_and_submit_cap(evqa_campaign, evqa_people, settings):
+    attach(evqa_campaign, names=("easyvqa-image-only",))
+    settings.IMPORT_MAX_TEXT_CHARS = 50
+    a = lease(evqa_campaign, evqa_people["shown"])
+    api = client_for(evqa_people["shown"])
+    r = api.post(URL, {"assignment": a.pk, "modality": "text", "value": "y" * 51}, format="json")
+    assert (r.status_code, r.json()["error"]["code"]) == (400, "text_too_long")
+    r = api.post(URL, {"assignment": a.pk, "modality": "text", "value": "y" * 50}, format="json")
     assert r.status_code == 200, r.content
-    text_only = next(m for m in r.json()["models"] if m["name"] == "easyvqa-text-only")
-    assert text_only["flipped"] is False  # the text model cannot see the image
-    attempt = Attempt.objects.get(assignment=a)
-    assert attempt.media is not None and attempt.value is None
 
 
 def test_hidden_arm_gets_no_model_outputs_but_the_attempt_is_stored(evqa_campaign, evqa_people):
@@ -117,7 +227,12 @@ def test_hidden_arm_gets_no_model_outputs_but_the_attempt_is_stored(evqa_campaig
         URL, {"assignment": a.pk, "modality": "text", "value": "is there a circle?"}, format="json"
     )
     assert r.status_code == 200
-    assert r.json() == {"attempt": {"seq": 1}, "feedback": "hidden", "models": []}
+    assert r.json() == {
+        "attempt": {"seq": 1},
+        "target_label": None,
+        "feedback": "hidden",
+        "models": [],
+    }
     assert Attempt.objects.filter(assignment=a).count() == 1
 
 
@@ -160,7 +275,7 @@ def test_anonymous_is_refused(evqa_campaign, evqa_people):
         (
             {"modality": "image", "image": "data:image/png;base64,!!!not-base64"},
             400,
-            "image_undecodable",
+            "data_uri_invalid",
         ),
         ({"modality": "image", "image": base64.b64encode(b"GIF89a-truncated").decode()}, 400, None),
         ({"modality": "image"}, 400, "image_empty"),

@@ -1,6 +1,8 @@
 // Live model panel (DESIGN §5 step 4): after an edit, score the draft against the campaign's
 // models and show each model's probabilities on the draft beside its prediction on the
-// original, with a clear "flipped" mark. Hidden for annotators in the hidden-feedback arm.
+// original, and what its answer did: reaches the target, changed but not to the target, or
+// unchanged. The server tells that outcome (live.answer_outcome) against the target sent
+// with the draft; a new target re-asks. Hidden for annotators in the hidden-feedback arm.
 //
 // Timing: "idle-leading" debounce. The first edit after a quiet spell (≥ debounce) is scored at
 // once, so a single change answers in one round trip; edits in quick succession are coalesced
@@ -8,6 +10,29 @@
 // every request carries a sequence number and aborts the one before it.
 import { api } from "./api.js";
 import { el, clear, humanName } from "./util.js";
+
+// What each outcome looks like; the words say what happened, the class only colours it.
+export const OUTCOME_BADGE = {
+  reaches_target: { cls: "yes", text: "✓ reaches target", title: "this model now gives the answer you are aiming for" },
+  changed_not_target: { cls: "other", text: "⇄ changed, not to target", title: "this model changed its answer, but not to your target" },
+  changed: { cls: "other", text: "⇄ changed", title: "this model changed its answer (choose a target to see whether it is yours)" },
+  unchanged: { cls: "no", text: "same", title: "this model gives the same answer as on the original" },
+};
+
+/** The panel's one-line summary from the outcome counts. */
+export function summaryText(counts, ok, unavailable, target) {
+  const parts = [];
+  const of = `of ${ok} model${ok === 1 ? "" : "s"}`;
+  if (target) {
+    parts.push(`${counts.reaches_target || 0} ${of} reach “${humanName(target)}”`);
+    if (counts.changed_not_target) parts.push(`${counts.changed_not_target} changed to another answer`);
+  } else {
+    parts.push(`${counts.changed || 0} ${of} changed ${ok === 1 ? "its" : "their"} answer`);
+  }
+  parts.push(`${counts.unchanged || 0} unchanged`);
+  if (unavailable) parts.push(`${unavailable} unavailable`);
+  return `${parts.join(" · ")}.`;
+}
 
 export class LivePanel {
   constructor({ root, assignmentId, debounceMs = 300, targetLabel = () => "" }) {
@@ -58,7 +83,8 @@ export class LivePanel {
     this.root.dataset.seq = String(seq);
     performance.mark(`cp-score-start-${seq}`);
     try {
-      const data = await api("POST", "score/", { assignment: this.assignmentId, ...payload }, { signal: ctrl.signal });
+      const target = this.targetLabel() || "";
+      const data = await api("POST", "score/", { assignment: this.assignmentId, target_label: target, ...payload }, { signal: ctrl.signal });
       if (seq !== this.seq) return; // a newer draft is on its way
       // Which draft the bars describe (text drafts), for tests and the benchmark.
       this.root.dataset.renderedFor = typeof payload.value === "string" ? payload.value : "";
@@ -70,6 +96,14 @@ export class LivePanel {
     } finally {
       if (this.ctrl === ctrl) this.ctrl = null;
     }
+  }
+
+  /** The target changed: the outcomes were told against the old one, so ask again. */
+  retarget() {
+    if (!this.payloadFn || !this.last) return;
+    clearTimeout(this.timer);
+    this.timer = 0;
+    this.fire();
   }
 
   showError(err) {
@@ -102,7 +136,7 @@ export class LivePanel {
     if (models.length) this.list.append(el("div", { class: "live-row live-cols", "aria-hidden": "true" },
       el("span", {}, "model"), el("span", {}, "original → draft"),
       el("span", {}, target ? `“${humanName(target)}”` : "top answer"), el("span", {}, "")));
-    let flipped = 0;
+    const counts = { reaches_target: 0, changed_not_target: 0, changed: 0, unchanged: 0 };
     let ok = 0;
     for (const m of models) {
       if (m.status !== "ok") {
@@ -113,11 +147,11 @@ export class LivePanel {
         continue;
       }
       ok++;
-      if (m.flipped) flipped++;
+      counts[m.outcome] = (counts[m.outcome] || 0) + 1;
       this.list.append(this.modelCard(m, target));
     }
     if (!models.length) this.summaryEl.textContent = "No models are attached to this campaign.";
-    else this.summaryEl.textContent = `${flipped} of ${ok} model${ok === 1 ? "" : "s"} changed ${ok === 1 ? "its" : "their"} answer${models.length > ok ? ` · ${models.length - ok} unavailable` : ""}.`;
+    else this.summaryEl.textContent = summaryText(counts, ok, models.length - ok, target);
     this.rendered = seq;
     this.renderCount++;
     this.root.dataset.state = "ok";
@@ -132,7 +166,7 @@ export class LivePanel {
   }
 
   /** One row per model: name · original → draft prediction · the target label's bar ·
-   * flipped mark; "all labels" expands the full distribution beside the original's. */
+   * outcome badge; "all labels" expands the full distribution beside the original's. */
   modelCard(m, target) {
     const probs = m.probabilities || {};
     const orig = m.original_probabilities || {};
@@ -160,7 +194,8 @@ export class LivePanel {
         toggle.setAttribute("aria-expanded", String(!more.hidden));
       },
     }, "▸");
-    return el("article", { class: `live-model${m.flipped ? " flipped" : ""}`, dataset: { model: String(m.id), status: "ok", flipped: m.flipped ? "1" : "0", predicted: m.predicted_label } },
+    const badge = OUTCOME_BADGE[m.outcome] || OUTCOME_BADGE.unchanged;
+    return el("article", { class: `live-model${m.flipped ? " flipped" : ""} outcome-${m.outcome || "unchanged"}`, dataset: { model: String(m.id), status: "ok", flipped: m.flipped ? "1" : "0", outcome: m.outcome || "", predicted: m.predicted_label } },
       el("div", { class: "live-row" },
         el("span", { class: "model-name", title: `${m.name} ${m.version || ""}` }, toggle, m.name),
         el("span", { class: "pred-line" },
@@ -170,9 +205,7 @@ export class LivePanel {
           el("span", { class: "muted" }, ` ${pct(probs[m.predicted_label])}`)),
         el("span", { class: "focus-bar", title: `${humanName(focus)}: ${pct(probs[focus])} (original ${pct(orig[focus])})` },
           bar(focus, target ? "target" : ""), el("span", { class: "bar-value" }, pct(probs[focus]))),
-        m.flipped
-          ? el("span", { class: "flip-badge yes" }, "⇄ flipped")
-          : el("span", { class: "flip-badge no" }, "same")),
+        el("span", { class: `flip-badge ${badge.cls}`, title: badge.title }, badge.text)),
       more);
   }
 }

@@ -1,7 +1,7 @@
 // Text counterfactual editor: the edited text, a live word-level diff against the original
 // and the edit-size meter (DESIGN §5: word Levenshtein / original token count).
 import { el, clear } from "./util.js";
-import { diffSegments, textMinimality } from "./textdiff.js";
+import { diffSegments, textChanged, textMinimality } from "./textdiff.js";
 import { renderMeter } from "./meter.js";
 
 export class TextEditor {
@@ -53,14 +53,17 @@ export class TextEditor {
     return textMinimality(this.original, this.value());
   }
 
+  /** The server's rule (edit_no_change): case and spacing alone are no change. */
   isChanged() {
-    return this.value() !== this.original;
+    return textChanged(this.original, this.value());
   }
 
   update() {
     const v = this.value();
     clear(this.diff);
-    if (v === this.original) this.diff.append(el("span", { class: "muted" }, "none yet"));
+    if (!textChanged(this.original, v)) {
+      this.diff.append(el("span", { class: "muted" }, v === this.original ? "none yet" : "none yet (case and spacing do not count)"));
+    }
     else {
       for (const s of diffSegments(this.original, v)) {
         if (s.kind === "same") this.diff.append(s.text);

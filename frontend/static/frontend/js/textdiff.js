@@ -1,6 +1,8 @@
 // Word-level edit size and diff for the text editor (DESIGN §5). The server recomputes the
-// same figures on submit; this copy only makes the meter live. Keep TOKEN_RE in step with
-// the server's tokenizer.
+// same figures on submit; this copy only makes the meter live. Keep TOKEN_RE and tokenKey in
+// step with the server's tokenizer and token_key (annotation/minimality.py): tokens are
+// compared normalised (NFC, lower case), so a case-only or spacing-only change is no change,
+// and the server refuses it as edit_no_change.
 
 // Tokens: runs of word characters, and every other non-space character on its own, so
 // "circle?" is ["circle", "?"]: the server's `\w+|[^\w\s]` (annotation/minimality.py).
@@ -13,6 +15,24 @@ export function tokenize(text) {
     out.push({ text: m[0], start: m.index, end: m.index + m[0].length });
   }
   return out;
+}
+
+/** The form in which tokens are compared (the server's token_key). */
+export function tokenKey(token) {
+  return String(token).normalize("NFC").toLowerCase();
+}
+
+/** Normalised token keys of `text`. */
+export function tokenKeys(text) {
+  return tokenize(text).map((t) => tokenKey(t.text));
+}
+
+/** Whether `edited` changes `original` at all: some normalised token differs (the server's
+ * minimality.edit_changed for text). */
+export function textChanged(original, edited) {
+  const a = tokenKeys(original);
+  const b = tokenKeys(edited);
+  return a.length !== b.length || a.some((t, i) => t !== b[i]);
 }
 
 /** Levenshtein distance between two sequences (strings or arrays) with unit costs. */
@@ -70,8 +90,8 @@ export function diffTokens(a, b) {
 
 /** DESIGN §5 text figures: token distance / original token count, and the character distance. */
 export function textMinimality(original, edited) {
-  const a = tokenize(original).map((t) => t.text);
-  const b = tokenize(edited).map((t) => t.text);
+  const a = tokenKeys(original);
+  const b = tokenKeys(edited);
   const distance = levenshtein(a, b);
   return {
     token_distance: distance,
@@ -91,7 +111,7 @@ export function diffSegments(original, edited) {
   edited = String(edited);
   const ta = tokenize(original);
   const tb = tokenize(edited);
-  const ops = diffTokens(ta.map((t) => t.text), tb.map((t) => t.text));
+  const ops = diffTokens(ta.map((t) => tokenKey(t.text)), tb.map((t) => tokenKey(t.text)));
   const spaced = (text, tok) => tok.start > 0 && /\s/u.test(text[tok.start - 1]);
   const segs = [];
   const push = (kind, text) => {

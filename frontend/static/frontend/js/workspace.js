@@ -397,7 +397,7 @@ function pickTarget(label) {
   S.cf.target = label;
   S.ui.targets.set(label);
   showError(S.ui.err_target, "");
-  if (S.live && S.live.last) S.live.render(S.live.last, S.live.rendered);
+  if (S.live) S.live.retarget();
   persist();
 }
 
