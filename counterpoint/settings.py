@@ -198,6 +198,9 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 3600)
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 3900)
 CELERY_TASK_DEFAULT_QUEUE = "celery"
+# A running job refreshes its heartbeat every third of this; a job whose heartbeat is older is
+# taken over by the next delivery of its task (its worker died).
+JOB_LEASE_SECONDS = env_int("JOB_LEASE_SECONDS", 120, minimum=3)
 
 # --- model bridge ---------------------------------------------------------------------
 MODELS_DIR = Path(env_str("COUNTERPOINT_MODELS_DIR", str(BASE_DIR / "fixtures" / "models")))

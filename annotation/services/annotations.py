@@ -40,6 +40,7 @@ from annotation.services.counterfactuals import (
     counterfactual_edit_for,
     counterfactual_store_media,
     counterfactual_submit,
+    edit_scores_enqueue,
 )
 from counterpoint.errors import Conflict, ValidationFailed
 
@@ -336,6 +337,7 @@ def annotation_submit(
             )
             if fast is not None:
                 assignment.status = SUBMITTED
+                edit_scores_enqueue(edit=fast[1])
                 return SubmitResult(fast[0], fast[1], created=True)
             # The lease changed under us (swept, or a concurrent twin submitted first): the
             # general path below reads the new status and answers accordingly.
@@ -365,6 +367,7 @@ def annotation_submit(
             return _stored_result(assignment, key)
         raise
     assignment.status = SUBMITTED
+    edit_scores_enqueue(edit=edit)
     return SubmitResult(annotation, edit, created=True)
 
 
