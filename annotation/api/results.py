@@ -148,7 +148,7 @@ class CampaignEditsView(_CampaignResults):
         return campaign_edits(campaign=self.campaign(), params=self.request.query_params)
 
     def get_serializer_context(self) -> dict[str, Any]:
-        context = super().get_serializer_context()
+        context = dict(super().get_serializer_context())
         if getattr(self, "swagger_fake_view", False):
             return context
         context["scoring_models"] = campaign_scoring_models(campaign=self.campaign())
