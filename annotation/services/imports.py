@@ -37,6 +37,7 @@ from annotation.importers.schema_file import build_schema, load_schema_file
 from annotation.models import Dataset, Example, Job, Media
 from annotation.schema import content_hash, normalise_label_space, normalise_modalities
 from annotation.services.datasets import dataset_get_or_create
+from annotation.services.jobs import JobLeaseLost
 from annotation.services.media import media_relative_path, write_media_file
 from counterpoint.errors import Conflict, ValidationFailed
 
@@ -647,7 +648,7 @@ def import_job_run(
     *, job: Job, progress: Progress | None = None, log: Callable[[str], None] | None = None
 ) -> ImportReport:
     """Run an import job's work (the task has already claimed it). Removes the staged uploads
-    whatever happens."""
+    whatever happens, unless the job was taken over by another run meanwhile."""
     params = job.params or {}
     fmt = params.get("format")
     say = log or (lambda _msg: None)
@@ -665,6 +666,7 @@ def import_job_run(
             f"import job {job.pk} has an unknown format {fmt!r}", code="import_format"
         )
     staging = _staging_dir(params.get("staging", ""))
+    taken_over = False
     try:
         files = staging / "files"
         if params.get("archive"):
@@ -688,5 +690,10 @@ def import_job_run(
             created_by=job.created_by,
             progress=progress,
         )
+    except JobLeaseLost:
+        # Another run took the job over and reads these uploads now: they are its to remove.
+        taken_over = True
+        raise
     finally:
-        _remove_staging(staging)
+        if not taken_over:
+            _remove_staging(staging)

@@ -141,3 +141,50 @@ def test_concurrent_takeovers_on_postgres_have_exactly_one_winner() -> None:
     assert len(tokens) == n and len(winners) == 1
     job.refresh_from_db()
     assert job.claim_token == winners[0]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_heartbeat_thread_keeps_a_long_step_from_looking_dead() -> None:
+    from annotation.job_runner import _Heartbeat
+
+    job = _import_job()
+    token = _claimed_by_a_dead_worker(job)  # as if the step had run for three leases
+    stale = Job.objects.get(pk=job.pk).heartbeat_at
+    with _Heartbeat(job_id=job.pk, token=token, interval_s=0.01):
+        for _ in range(1000):  # bounded; the thread beats within a few intervals
+            if Job.objects.get(pk=job.pk).heartbeat_at != stale:
+                break
+            threading.Event().wait(0.01)
+    assert Job.objects.get(pk=job.pk).heartbeat_at != stale
+    assert job_claim(job_id=job.pk) is None  # the lease is alive again
+
+
+@pytest.mark.django_db
+def test_an_import_taken_over_leaves_its_uploads_to_the_new_run(tmp_path: Any) -> None:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from annotation.services.imports import _staging_dir, import_job_create, import_job_run
+    from annotation.services.jobs import JobLeaseLost
+    from tests.factories import CampaignFactory, MembershipFactory
+
+    manager = UserFactory(username="tia-takeover")
+    MembershipFactory(campaign=CampaignFactory(), user=manager, role="manager")
+    body = b'{"external_id": "a", "values": {"text": "is it red?"}}\n'
+    job = import_job_create(
+        created_by=manager,
+        fmt="jsonl",
+        dataset_name="taken",
+        manifest=SimpleUploadedFile("m.jsonl", body),
+        modalities="text:text",
+        label_space="yes,no",
+    )
+    staging = _staging_dir(job.params["staging"])
+
+    def lost(done: int, total: int) -> None:
+        raise JobLeaseLost("taken over")
+
+    with pytest.raises(JobLeaseLost):
+        import_job_run(job=job, progress=lost)
+    assert staging.exists()
+    report = import_job_run(job=job)  # the run that took over
+    assert report.created == 1 and not staging.exists()
