@@ -401,11 +401,17 @@ def edit_scores_enqueue(*, edit: CounterfactualEdit | None) -> None:
         return
     from models_bridge.tasks import edit_score_task
 
-    edit_id = edit.pk
+    edit_id, campaign_id = edit.pk, edit.campaign_id
     queue = getattr(settings, "JOBS_QUEUE_OVERRIDE", "") or None
     options: dict[str, Any] = {"queue": queue} if queue else {}
 
     def send() -> None:
+        # After commit, so the submit itself pays nothing; a campaign without models has
+        # nothing to score and sends no message.
+        if not Campaign.model_versions.through.objects.filter(
+            campaign_id=campaign_id, modelversion__is_active=True
+        ).exists():
+            return
         try:
             edit_score_task.apply_async(args=[edit_id], **options)
         except Exception:

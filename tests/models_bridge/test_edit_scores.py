@@ -161,8 +161,9 @@ def test_two_interleaved_bulk_jobs_for_different_models_both_survive(
 def test_two_concurrent_bulk_jobs_on_postgres_both_survive(
     evqa_campaign: Any, evqa_people: Any
 ) -> None:
-    a, b = _two_models(evqa_campaign)
+    # Submitted before the models are attached: no scoring message leaves this test.
     edits = [_submit_edit(evqa_campaign, evqa_people[who]) for who in ("shown", "hidden")]
+    a, b = _two_models(evqa_campaign)
     jobs = [_edits_job(evqa_campaign, mv, evqa_people["manager"]) for mv in (a, b)]
     # Both jobs have read the edits before either writes: each waits for the other at its
     # model call.
