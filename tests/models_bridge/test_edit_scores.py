@@ -5,6 +5,7 @@ and reads the Score cache, and writers for different models never drop each othe
 from __future__ import annotations
 
 import threading
+import uuid
 from typing import Any
 
 import numpy as np
@@ -159,8 +160,19 @@ def test_two_interleaved_bulk_jobs_for_different_models_both_survive(
 @requires_postgres()
 @pytest.mark.django_db(transaction=True)
 def test_two_concurrent_bulk_jobs_on_postgres_both_survive(
-    evqa_campaign: Any, evqa_people: Any
+    evqa_campaign: Any, evqa_people: Any, settings: Any
 ) -> None:
+    from tests.annotation.test_celery_worker import _forget_queue
+
+    # This test runs the jobs itself: their messages go to a queue nobody serves, then away.
+    settings.JOBS_QUEUE_OVERRIDE = f"test-unserved-{uuid.uuid4().hex[:12]}"
+    try:
+        _run_two_concurrent_jobs(evqa_campaign, evqa_people)
+    finally:
+        _forget_queue(settings.JOBS_QUEUE_OVERRIDE)
+
+
+def _run_two_concurrent_jobs(evqa_campaign: Any, evqa_people: Any) -> None:
     # Submitted before the models are attached: no scoring message leaves this test.
     edits = [_submit_edit(evqa_campaign, evqa_people[who]) for who in ("shown", "hidden")]
     a, b = _two_models(evqa_campaign)
