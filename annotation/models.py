@@ -485,6 +485,11 @@ class Job(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # The running worker's lease: it refreshes heartbeat_at while it works; a delivery that
+    # finds the heartbeat older than the lease takes the job over and gets a new claim_token,
+    # so the lost worker's late writes (progress, finish) match nothing.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    claim_token = models.CharField(max_length=32, blank=True, default="")
 
     class Meta:
         ordering = ["-id"]

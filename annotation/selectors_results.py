@@ -35,6 +35,26 @@ def campaign_annotations(*, campaign: Campaign, params: dict[str, str]) -> Query
     return qs
 
 
+# What the edits list shows of each attempt (and the key it is grouped by).
+ATTEMPT_COLUMNS = (
+    "id",
+    "assignment_id",
+    "seq",
+    "modality",
+    "value",
+    "content_hash",
+    "scores",
+    "created_at",
+)
+
+
+def campaign_scoring_models(*, campaign: Campaign) -> list[int]:
+    """Ids of the models every edit of the campaign is scored with (its active models)."""
+    return list(
+        campaign.model_versions.filter(is_active=True).order_by("id").values_list("id", flat=True)
+    )
+
+
 def campaign_edits(*, campaign: Campaign, params: dict[str, str]) -> QuerySet[CounterfactualEdit]:
     qs = (
         CounterfactualEdit.objects.filter(campaign=campaign)
@@ -44,9 +64,12 @@ def campaign_edits(*, campaign: Campaign, params: dict[str, str]) -> QuerySet[Co
                 "validations",
                 queryset=Validation.objects.select_related("validator").order_by("id"),
             ),
+            # The assignment only links the edit to its attempts: loading the whole row would
+            # pull its autosaved draft (up to 2 MB each) for every edit of the page.
+            Prefetch("annotation__assignment", queryset=Assignment.objects.only("id")),
             Prefetch(
                 "annotation__assignment__attempts",
-                queryset=Attempt.objects.order_by("seq"),
+                queryset=Attempt.objects.only(*ATTEMPT_COLUMNS).order_by("seq"),
             ),
         )
         .order_by("id")

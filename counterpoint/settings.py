@@ -187,12 +187,14 @@ CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
 CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {}
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _broker_dir = VAR_DIR / "celery"
-    for sub in ("queue", "processed"):
+    for sub in ("queue", "processed", "control"):
         (_broker_dir / sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
         "processed_folder": str(_broker_dir / "processed"),
+        # Exchange tables too, or kombu writes them to ./control in whatever folder it runs.
+        "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
@@ -204,6 +206,9 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 3600)
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 3900)
 CELERY_TASK_DEFAULT_QUEUE = "celery"
+# A running job refreshes its heartbeat every third of this; a job whose heartbeat is older is
+# taken over by the next delivery of its task (its worker died).
+JOB_LEASE_SECONDS = env_int("JOB_LEASE_SECONDS", 120, minimum=3)
 
 # --- model bridge ---------------------------------------------------------------------
 MODELS_DIR = Path(env_str("COUNTERPOINT_MODELS_DIR", str(BASE_DIR / "fixtures" / "models")))

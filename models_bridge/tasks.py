@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from celery import shared_task
 from django.conf import settings
 
-from annotation.models import Job
-from annotation.services.jobs import job_claim, job_finish, job_log, job_progress_reporter
-from counterpoint.errors import ServiceError
+from annotation.job_runner import JobOutcome, JobRun, run_job
 
 SOFT_LIMIT_S = int(getattr(settings, "CELERY_TASK_SOFT_TIME_LIMIT", 3600))
 HARD_LIMIT_S = int(getattr(settings, "CELERY_TASK_TIME_LIMIT", 3900))
 
 
+def _bulk_work(run: JobRun) -> JobOutcome:
+    from models_bridge.adapters.torchscript import configure_torch_threads
+    from models_bridge.services.bulk import bulk_score_run
+
+    configure_torch_threads()
+    summary = bulk_score_run(job=run.job, progress=run.progress)
+    return JobOutcome(
+        result=summary,
+        message=f"done: {summary['computed']} computed, {summary['cached']} from the cache",
+    )
+
+
 @shared_task(
+    bind=True,
     name="models_bridge.tasks.bulk_score",
     acks_late=True,
     reject_on_worker_lost=True,
@@ -21,38 +34,45 @@ HARD_LIMIT_S = int(getattr(settings, "CELERY_TASK_TIME_LIMIT", 3900))
     time_limit=HARD_LIMIT_S,
     ignore_result=True,
 )
-def bulk_score_task(job_id: int) -> None:
-    """Run scoring job `job_id`. Only the run that claims the job works; a job left RUNNING
-    by a dead worker is claimed again after the hard time limit and resumes from its
-    cursor; scores already stored are never recomputed."""
-    from celery.exceptions import SoftTimeLimitExceeded
-
-    from models_bridge.adapters.torchscript import configure_torch_threads
-    from models_bridge.services.bulk import bulk_score_run
-
-    if not job_claim(job_id=job_id, stale_after_s=HARD_LIMIT_S + 60):
-        return
-    configure_torch_threads()
-    job = Job.objects.get(pk=job_id)
-    job_log(job_id=job_id, message=f"bulk scoring started: {job.params}")
-    try:
-        summary = bulk_score_run(job=job, progress=job_progress_reporter(job_id=job_id))
-    except Exception as exc:
-        # Record the failure and keep the cursor in job.result, so a resume continues there.
-        if isinstance(exc, ServiceError):
-            message = exc.message
-        elif isinstance(exc, SoftTimeLimitExceeded):
-            message = "stopped at the time limit; resume to continue from the cursor"
-        else:
-            message = f"{type(exc).__name__}: {exc}"
-        job_log(job_id=job_id, message=f"failed: {message}")
-        cursor_state = Job.objects.values_list("result", flat=True).get(pk=job_id)
-        job_finish(job_id=job_id, status=Job.Status.FAILED, error=message, result=cursor_state)
-        if isinstance(exc, ServiceError | SoftTimeLimitExceeded):
-            return
-        raise  # an unforeseen bug: let the worker log it with its traceback
-    job_log(
+def bulk_score_task(self: Any, job_id: int) -> None:
+    """Run scoring job `job_id`. Only the run that claims the job works; a job whose worker
+    died (heartbeat older than the lease) is taken over by the next delivery and resumes from
+    its cursor; scores already stored are never recomputed. A failed job keeps its cursor."""
+    run_job(
+        task=self,
         job_id=job_id,
-        message=f"done: {summary['computed']} computed, {summary['cached']} from the cache",
+        what="bulk scoring",
+        start_message=lambda job: f"bulk scoring started: {job.params}",
+        work=_bulk_work,
+        soft_limit_s=SOFT_LIMIT_S,
+        hard_limit_s=HARD_LIMIT_S,
+        on_failure="resume to continue from the cursor",
+        keep_result_on_failure=True,
     )
-    job_finish(job_id=job_id, status=Job.Status.SUCCEEDED, result=summary)
+
+
+EDIT_SCORE_RETRIES = 3
+
+
+@shared_task(
+    bind=True,
+    name="models_bridge.tasks.edit_score",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    soft_time_limit=300,
+    time_limit=360,
+    ignore_result=True,
+)
+def edit_score_task(self: Any, edit_id: int) -> None:
+    """Score a newly stored edit against every campaign model (sent on commit by the submit).
+    Safe to run twice: only missing keys are computed, from the Score cache when present, and
+    written per key under a row lock. A model that is down is retried with backoff a few
+    times; after that its score stays pending until a bulk job fills it."""
+    from models_bridge.adapters.torchscript import configure_torch_threads
+    from models_bridge.services.bulk import edit_score
+
+    configure_torch_threads()
+    outcome = edit_score(edit_id=edit_id)
+    if outcome["unavailable"] and not (self.request.called_directly or self.request.is_eager):
+        if self.request.retries < EDIT_SCORE_RETRIES:
+            raise self.retry(countdown=30 * 2**self.request.retries, max_retries=EDIT_SCORE_RETRIES)

@@ -14,6 +14,7 @@ def test_openapi_schema_generates_and_validates(tmp_path):
     assert schema["openapi"].startswith("3.")
     assert "/api/v1/campaigns/" in schema["paths"]
     assert "/api/v1/datasets/{id}/examples/" in schema["paths"]
+    assert "/api/v1/campaigns/{campaign_id}/scores/" in schema["paths"]
 
 
 def test_docs_pages_render_from_local_assets(client):

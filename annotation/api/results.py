@@ -15,7 +15,13 @@ from rest_framework.views import APIView
 
 from annotation.access import campaign_for_user
 from annotation.models import Annotation, Attempt, CounterfactualEdit, Membership, Validation
-from annotation.selectors_results import campaign_annotations, campaign_edits, campaign_progress
+from annotation.selectors_results import (
+    campaign_annotations,
+    campaign_edits,
+    campaign_progress,
+    campaign_scoring_models,
+)
+from annotation.services.counterfactuals import edit_scores_pending
 
 MANAGER = [Membership.Role.MANAGER]
 
@@ -66,6 +72,10 @@ class EditResultSerializer(serializers.ModelSerializer):
     gold_label = serializers.CharField(source="example.label", allow_null=True)
     attempts = serializers.SerializerMethodField()
     validations = ValidationResultSerializer(many=True)
+    scores_pending = serializers.SerializerMethodField(
+        help_text="ids of the campaign's models whose scores of this edit are not in `scores` "
+        "yet (a scoring worker fills them after the submit; a bulk job fills what it missed)"
+    )
 
     class Meta:
         model = CounterfactualEdit
@@ -83,6 +93,7 @@ class EditResultSerializer(serializers.ModelSerializer):
             "target_label",
             "minimality",
             "scores",
+            "scores_pending",
             "status",
             "validations_count",
             "validations_agree",
@@ -96,12 +107,17 @@ class EditResultSerializer(serializers.ModelSerializer):
         attempts = obj.annotation.assignment.attempts.all()
         return AttemptResultSerializer(attempts, many=True).data  # type: ignore[return-value]
 
+    def get_scores_pending(self, obj: CounterfactualEdit) -> list[int]:
+        return edit_scores_pending(edit=obj, model_ids=self.context.get("scoring_models", []))
+
 
 class _CampaignResults(ListAPIView):
     def campaign(self) -> Any:
-        return campaign_for_user(
-            user=self.request.user, campaign_id=self.kwargs["campaign_id"], roles=MANAGER
-        )
+        if not hasattr(self, "_campaign"):
+            self._campaign = campaign_for_user(
+                user=self.request.user, campaign_id=self.kwargs["campaign_id"], roles=MANAGER
+            )
+        return self._campaign
 
 
 @extend_schema(
@@ -130,6 +146,13 @@ class CampaignEditsView(_CampaignResults):
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
         return campaign_edits(campaign=self.campaign(), params=self.request.query_params)
+
+    def get_serializer_context(self) -> dict[str, Any]:
+        context = dict(super().get_serializer_context())
+        if getattr(self, "swagger_fake_view", False):
+            return context
+        context["scoring_models"] = campaign_scoring_models(campaign=self.campaign())
+        return context
 
 
 class CampaignProgressView(APIView):

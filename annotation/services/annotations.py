@@ -42,6 +42,7 @@ from annotation.services.counterfactuals import (
     counterfactual_edit_for,
     counterfactual_store_media,
     counterfactual_submit,
+    edit_scores_enqueue,
 )
 from counterpoint.errors import Conflict, ValidationFailed
 
@@ -354,6 +355,7 @@ def annotation_submit(
             )
             if fast is not None:
                 assignment.status = SUBMITTED
+                edit_scores_enqueue(edit=fast[1])
                 return SubmitResult(fast[0], fast[1], created=True)
             # The lease changed under us (swept, or a concurrent twin submitted first): the
             # general path below reads the new status and answers accordingly.
@@ -385,6 +387,7 @@ def annotation_submit(
             raise
         return _result_for(found)
     assignment.status = SUBMITTED
+    edit_scores_enqueue(edit=edit)
     return SubmitResult(annotation, edit, created=True)
 
 

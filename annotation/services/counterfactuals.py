@@ -4,12 +4,18 @@
 nothing behind; `counterfactual_store_media` writes the edited image (content-addressed, so a
 retry or a later refusal costs at most an unreferenced file); `counterfactual_submit` creates
 the row inside the caller's transaction. Model scores are not computed here: the submit path
-never waits on a model (bulk scoring fills `CounterfactualEdit.scores`)."""
+never waits on a model; `edit_scores_enqueue` sends the stored edit to a scoring worker on
+commit, and every writer of `CounterfactualEdit.scores` goes through `edit_scores_record`."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from django.conf import settings
+from django.db import transaction
 
 from annotation import minimality
 from annotation.models import Annotation, Assignment, Campaign, CounterfactualEdit, Example, Media
@@ -23,6 +29,7 @@ from annotation.services.media import (
 )
 from counterpoint.errors import Unavailable, ValidationFailed
 
+logger = logging.getLogger(__name__)
 # A float budget compared with a figure computed from integers: allow rounding noise only.
 _EPS = 1e-12
 
@@ -281,7 +288,7 @@ def counterfactual_submit(*, annotation: Annotation, checked: CheckedEdit) -> Co
 
 def counterfactual_edit_for(*, annotation: Annotation, checked: CheckedEdit) -> CounterfactualEdit:
     """The (unsaved) edit row for an annotation: the full edited values, hash, labels and
-    minimality figures. Scores stay empty: bulk scoring fills them, never the submit path."""
+    minimality figures. Scores stay empty: a scoring worker fills them after commit."""
     return CounterfactualEdit(
         annotation=annotation,
         campaign_id=annotation.campaign_id,
@@ -296,3 +303,73 @@ def counterfactual_edit_for(*, annotation: Annotation, checked: CheckedEdit) -> 
         target_label=checked.target_label,
         minimality=checked.minimality,
     )
+
+
+# --- model scores of edits ----------------------------------------------------------------
+
+
+def _is_scored(entry: Any) -> bool:
+    return isinstance(entry, dict) and "error" not in entry
+
+
+def edit_scores_record(*, scores: Mapping[int, Mapping[str, Any]]) -> int:
+    """Merge model scores into edits: `scores` maps edit id → {model version id (str): entry},
+    an entry being {"original": summary, "edit": summary}, or {"error": {code, message}} when
+    the model cannot take the edit. Read-modify-write of each edit's `scores` under a row lock
+    (on SQLite the write lock taken at BEGIN), so writers for different models never drop each
+    other's keys; a key that already holds scores is kept (same model, same inputs, same
+    scores), an error entry is replaced. Returns how many edits changed."""
+    ids = sorted(int(pk) for pk in scores)
+    if not ids:
+        return 0
+    changed: list[CounterfactualEdit] = []
+    with transaction.atomic():
+        # Locked in id order, so two writers over overlapping edits cannot deadlock.
+        for row in (
+            CounterfactualEdit.objects.select_for_update()
+            .filter(pk__in=ids)
+            .only("id", "scores")
+            .order_by("id")
+        ):
+            merged = dict(row.scores or {})
+            new = {
+                str(k): v for k, v in scores[row.pk].items() if not _is_scored(merged.get(str(k)))
+            }
+            if new:
+                row.scores = {**merged, **new}
+                changed.append(row)
+        CounterfactualEdit.objects.bulk_update(changed, ["scores"], batch_size=500)
+    return len(changed)
+
+
+def edit_scores_pending(*, edit: CounterfactualEdit, model_ids: Iterable[int]) -> list[int]:
+    """The models among `model_ids` (the campaign's active ones) with no entry for `edit` yet."""
+    have = edit.scores or {}
+    return [pk for pk in model_ids if str(pk) not in have]
+
+
+def edit_scores_enqueue(*, edit: CounterfactualEdit | None) -> None:
+    """Once the edit is committed, ask a scoring worker to score it against every campaign
+    model. A broker that is down costs only the scores (they stay pending in the results, and
+    a bulk job fills them), never the stored submission."""
+    if edit is None:
+        return
+    from models_bridge.tasks import edit_score_task
+
+    edit_id, campaign_id = edit.pk, edit.campaign_id
+    queue = getattr(settings, "JOBS_QUEUE_OVERRIDE", "") or None
+    options: dict[str, Any] = {"queue": queue} if queue else {}
+
+    def send() -> None:
+        # After commit, so the submit itself pays nothing; a campaign without models has
+        # nothing to score and sends no message.
+        if not Campaign.model_versions.through.objects.filter(
+            campaign_id=campaign_id, modelversion__is_active=True
+        ).exists():
+            return
+        try:
+            edit_score_task.apply_async(args=[edit_id], **options)
+        except Exception:
+            logger.warning("could not send edit %s to scoring", edit_id, exc_info=True)
+
+    transaction.on_commit(send)

@@ -3,9 +3,10 @@
 Two phases, so bad input never leaves partial data:
 1. validate: every line is parsed and every image read, hashed and fully decoded (once per
    distinct file / distinct bytes) without writing anything; existing examples are compared.
-2. write, in one transaction: the dataset, new media files and rows, and the examples in bulk.
-   If that transaction fails, media files it wrote that no committed Media row references are
-   removed again, so the media folder is as it was.
+2. write: first the new media files (content-addressed, atomic rename, outside any
+   transaction), then one short transaction for the dataset, the Media rows and the examples
+   in bulk. If that transaction fails, the media files this import created that no committed
+   Media row references are removed again, so the media folder is as it was.
 
 By default an import is all or nothing and reports every bad line; skip_invalid imports the
 good lines and reports the rest. Re-running an import is a no-op: an existing example with the
@@ -36,6 +37,7 @@ from annotation.importers.schema_file import build_schema, load_schema_file
 from annotation.models import Dataset, Example, Job, Media
 from annotation.schema import content_hash, normalise_label_space, normalise_modalities
 from annotation.services.datasets import dataset_get_or_create
+from annotation.services.jobs import JobLeaseLost
 from annotation.services.media import media_relative_path, write_media_file
 from counterpoint.errors import Conflict, ValidationFailed
 
@@ -259,16 +261,19 @@ def _commit(
     new_media = [info for sha, info in needed.items() if sha not in known]
     writer = _MediaWriter()
     try:
+        # Files first, outside any transaction: on SQLite the write lock is taken at BEGIN, so
+        # slow I/O inside it would stall every lease and submit. Content addressing and the
+        # atomic rename make the writes idempotent; if the rows then fail, `writer.undo`
+        # takes back the files this import created and no committed row references.
+        for info in new_media:
+            writer.write(info)
+        for sha in known:
+            # A committed row whose file went missing gets its bytes back.
+            info = needed[sha]
+            if not (writer.root / media_relative_path(sha, info.mime_type)).exists():
+                write_media_file(media_relative_path(sha, info.mime_type), info.load())
+        # Then one short transaction for the rows only.
         with transaction.atomic():
-            # Files first (the slow I/O), then rows: if any row fails, `writer.undo` takes the
-            # files back, so the order costs nothing in safety.
-            for info in new_media:
-                writer.write(info)
-            for sha in known:
-                # A committed row whose file went missing gets its bytes back.
-                info = needed[sha]
-                if not (writer.root / media_relative_path(sha, info.mime_type)).exists():
-                    write_media_file(media_relative_path(sha, info.mime_type), info.load())
             dataset, _ = dataset_get_or_create(
                 name=dataset_name,
                 modalities=schema.modalities,
@@ -643,7 +648,7 @@ def import_job_run(
     *, job: Job, progress: Progress | None = None, log: Callable[[str], None] | None = None
 ) -> ImportReport:
     """Run an import job's work (the task has already claimed it). Removes the staged uploads
-    whatever happens."""
+    whatever happens, unless the job was taken over by another run meanwhile."""
     params = job.params or {}
     fmt = params.get("format")
     say = log or (lambda _msg: None)
@@ -661,6 +666,7 @@ def import_job_run(
             f"import job {job.pk} has an unknown format {fmt!r}", code="import_format"
         )
     staging = _staging_dir(params.get("staging", ""))
+    taken_over = False
     try:
         files = staging / "files"
         if params.get("archive"):
@@ -684,5 +690,10 @@ def import_job_run(
             created_by=job.created_by,
             progress=progress,
         )
+    except JobLeaseLost:
+        # Another run took the job over and reads these uploads now: they are its to remove.
+        taken_over = True
+        raise
     finally:
-        _remove_staging(staging)
+        if not taken_over:
+            _remove_staging(staging)

@@ -79,3 +79,20 @@ class CampaignModelsSerializer(serializers.Serializer):
 class BulkScoreSerializer(serializers.Serializer):
     model = serializers.IntegerField()
     target = serializers.ChoiceField(choices=["examples", "edits"], default="examples")
+
+
+class ExampleScoreSerializer(serializers.Serializer):
+    example = serializers.IntegerField()
+    example_external_id = serializers.CharField()
+    split = serializers.CharField()
+    gold_label = serializers.CharField(allow_null=True)
+    model = serializers.IntegerField()
+    model_name = serializers.CharField()
+    scored = serializers.BooleanField(help_text="false: no stored score yet (run a bulk job)")
+    predicted_label = serializers.CharField(allow_null=True)
+    probabilities = serializers.DictField(
+        child=serializers.FloatField(), allow_null=True, help_text="over the dataset's labels"
+    )
+    correct = serializers.BooleanField(
+        allow_null=True, help_text="predicted == gold; null when unscored or without gold"
+    )

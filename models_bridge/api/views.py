@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import Q, QuerySet
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.generics import ListAPIView
+from rest_framework.pagination import PageNumberPagination
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -31,11 +33,13 @@ from counterpoint.parsers import SafeJSONParser
 from models_bridge.api.serializers import (
     BulkScoreSerializer,
     CampaignModelsSerializer,
+    ExampleScoreSerializer,
     ModelRegisterSerializer,
     ModelVersionSerializer,
     ScoreRequestSerializer,
 )
 from models_bridge.models import ModelVersion
+from models_bridge.selectors import campaign_example_scores
 from models_bridge.services.bulk import bulk_score_start
 from models_bridge.services.live import live_score
 from models_bridge.services.loading import resolve_location
@@ -192,6 +196,35 @@ class BulkScoreView(APIView):
         return response
 
 
+class ScoresPage(PageNumberPagination):
+    page_size_query_param = "page_size"
+    max_page_size = 500
+
+
+@extend_schema(
+    parameters=[
+        OpenApiParameter("model", int, description="only this model"),
+        OpenApiParameter("split", str, description="only examples of this split"),
+        OpenApiParameter("label", str, description="only examples with this gold label"),
+        OpenApiParameter("predicted", str, description="only rows predicting this label"),
+        OpenApiParameter("correct", bool, description="only right (true) or wrong (false) rows"),
+        OpenApiParameter("scored", bool, description="only rows with (true) or without scores"),
+    ]
+)
+class CampaignScoresView(ListAPIView):
+    """Per example of the campaign's pool and per campaign model: the stored prediction, its
+    probabilities and whether it is correct. Managers only."""
+
+    serializer_class = ExampleScoreSerializer
+    pagination_class = ScoresPage
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        campaign = campaign_for_user(
+            user=self.request.user, campaign_id=self.kwargs["campaign_id"], roles=MANAGER
+        )
+        return campaign_example_scores(campaign=campaign, params=self.request.query_params)
+
+
 def register(router: Any, urlpatterns: list) -> None:
     from django.urls import path
 
@@ -207,6 +240,11 @@ def register(router: Any, urlpatterns: list) -> None:
             "campaigns/<int:campaign_id>/bulk-score/",
             BulkScoreView.as_view(),
             name="campaign-bulk-score",
+        ),
+        path(
+            "campaigns/<int:campaign_id>/scores/",
+            CampaignScoresView.as_view(),
+            name="campaign-scores",
         ),
     ]
 

@@ -5,7 +5,9 @@ Chunked (CHUNK rows per step, each step one cache lookup, one batched forward pe
 batch, one INSERT), resumable (the last finished row id is kept in job.result["cursor"],
 so a re-run after a crash or a failure continues there) and idempotent (the Score table
 is the cache: a second pass finds every score and makes no model call). Edits get their
-`scores[model id] = {"original": ..., "edit": ...}` filled."""
+`scores[model id] = {"original": ..., "edit": ...}` filled through the campaign-domain service
+edit_scores_record; `edit_score` scores one new edit against every campaign model (the task
+a submit enqueues)."""
 
 from __future__ import annotations
 
@@ -16,8 +18,9 @@ from typing import Any
 from django.db.models import QuerySet
 
 from annotation.models import Campaign, CounterfactualEdit, Dataset, Example, Job
-from annotation.services.jobs import job_create, job_enqueue
-from counterpoint.errors import Conflict, NotFound, ValidationFailed
+from annotation.services.counterfactuals import edit_scores_record
+from annotation.services.jobs import job_create, job_enqueue, job_reopen
+from counterpoint.errors import Conflict, NotFound, Unavailable, ValidationFailed
 from models_bridge.models import ModelVersion
 from models_bridge.services.registry import model_fits_dataset
 from models_bridge.services.scoring import ScoreStats, score
@@ -58,16 +61,18 @@ def bulk_score_start(
 
 
 def bulk_score_resume(*, job: Job) -> Job:
-    """Send a failed scoring job again; it continues from its cursor."""
+    """Send a failed scoring job, or a running one whose worker stopped beating, again; it
+    continues from its cursor."""
     from models_bridge.tasks import bulk_score_task
 
     if job.kind != Job.Kind.SCORE:
         raise ValidationFailed("only scoring jobs resume here", code="job_kind")
-    if not Job.objects.filter(pk=job.pk, status=Job.Status.FAILED).update(
-        status=Job.Status.PENDING, error=""
-    ):
+    if not job_reopen(job_id=job.pk):
+        job.refresh_from_db(fields=["status"])
         raise Conflict(
-            f"job {job.pk} is {job.status}; only a failed job resumes", code="job_not_failed"
+            f"job {job.pk} is {job.status}; only a failed job, or a running one whose worker "
+            "is gone, resumes",
+            code="job_not_failed",
         )
     job_enqueue(job=job, task=bulk_score_task)
     job.refresh_from_db()
@@ -114,20 +119,26 @@ def bulk_score_run(
         progress(done, total)
     while True:
         if target == "edits":
-            edits = list(items.filter(id__gt=cursor).select_related("example")[:chunk])
+            edits = list(
+                items.filter(id__gt=cursor)
+                .select_related("example")
+                .only("id", "edited_values", "example__id", "example__values")[:chunk]
+            )
             if not edits:
                 break
             rows = [e.example.values for e in edits] + [e.edited_values for e in edits]
             res = score(model_version=mv, inputs=rows, stats=stats)
             key = str(mv.pk)
-            for i, edit in enumerate(edits):
-                if key not in (edit.scores or {}):
-                    # Only this key changes; the update names the one field it writes.
-                    edit.scores = {
-                        **(edit.scores or {}),
-                        key: {"original": res[i].summary(), "edit": res[len(edits) + i].summary()},
+            # The service merges this one key under a row lock: another job writing another
+            # model's key into the same edits meanwhile keeps its key.
+            edit_scores_record(
+                scores={
+                    edit.pk: {
+                        key: {"original": res[i].summary(), "edit": res[len(edits) + i].summary()}
                     }
-                    CounterfactualEdit.objects.filter(pk=edit.pk).update(scores=edit.scores)
+                    for i, edit in enumerate(edits)
+                }
+            )
             cursor = edits[-1].pk
             done += len(edits)
         else:
@@ -167,3 +178,42 @@ def _summary(
         "model_calls": stats.model_calls,
         "seconds": round(seconds, 3),
     }
+
+
+def edit_score(*, edit_id: int, stats: ScoreStats | None = None) -> dict[str, list[int]]:
+    """Score edit `edit_id` (its original and its edited values) with every active campaign
+    model that has no entry for it yet, reading the Score cache first. Idempotent: a second
+    run finds every key and calls no model. Returns the model ids scored, refused (an input
+    the model cannot take: stored as an error entry, so it is not pending forever) and
+    unavailable (the model is down: left pending for a retry)."""
+    edit = (
+        CounterfactualEdit.objects.select_related("example")
+        .only("id", "campaign_id", "edited_values", "scores", "example__id", "example__values")
+        .filter(pk=edit_id)
+        .first()
+    )
+    out: dict[str, list[int]] = {"scored": [], "refused": [], "unavailable": []}
+    if edit is None:
+        return out
+    models = ModelVersion.objects.filter(campaigns__id=edit.campaign_id, is_active=True)
+    entries: dict[str, Any] = {}
+    for mv in models.select_related("dataset").order_by("id"):
+        key = str(mv.pk)
+        if key in (edit.scores or {}) and "error" not in edit.scores[key]:
+            continue
+        try:
+            res = score(
+                model_version=mv, inputs=[edit.example.values, edit.edited_values], stats=stats
+            )
+        except ValidationFailed as exc:
+            entries[key] = {"error": {"code": exc.code, "message": exc.message}}
+            out["refused"].append(mv.pk)
+            continue
+        except Unavailable:
+            out["unavailable"].append(mv.pk)
+            continue
+        entries[key] = {"original": res[0].summary(), "edit": res[1].summary()}
+        out["scored"].append(mv.pk)
+    if entries:
+        edit_scores_record(scores={edit.pk: entries})
+    return out

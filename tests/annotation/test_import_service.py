@@ -395,3 +395,35 @@ def test_easyvqa_whole_test_split_stores_each_image_once() -> None:
     assert report.created == len(texts) == Example.objects.count()
     assert report.media_created == len(set(image_ids)) == Media.objects.count()
     assert len([f for f in media_files() if f.endswith(".png")]) == len(set(image_ids))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_media_files_are_written_before_the_rows_transaction_opens(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On SQLite the write lock is taken at BEGIN: a file written inside the import's
+    transaction would hold every lease and submit for as long as the I/O takes."""
+    from django.db import connection
+
+    from annotation.services import imports
+    from annotation.services.media import media_store_bytes
+
+    real = imports.write_media_file
+    in_transaction: list[bool] = []
+
+    def instrumented(rel_path: str, data: bytes) -> bool:
+        in_transaction.append(connection.in_atomic_block)
+        return real(rel_path, data)
+
+    monkeypatch.setattr(imports, "write_media_file", instrumented)
+    known = media_store_bytes(data=png((9, 9, 9)))
+    (Path(settings.MEDIA_ROOT) / known.file.name).unlink()  # a stored row whose file was lost
+    write_images(tmp_path, **{"a.png": png(), "b.png": png((1, 2, 3)), "c.png": png((9, 9, 9))})
+    path = write_jsonl(
+        tmp_path, [line("a"), line("b", image="img/b.png"), line("c", image="img/c.png")]
+    )
+    report = run(path)
+    assert (report.created, report.media_created, report.media_reused) == (3, 2, 1)
+    assert in_transaction == [False, False, False]
+    for media in Media.objects.all():
+        assert (Path(settings.MEDIA_ROOT) / media.file.name).is_file()

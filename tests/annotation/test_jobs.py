@@ -14,6 +14,7 @@ from annotation.services.jobs import (
     job_claim,
     job_create,
     job_finish,
+    job_heartbeat,
     job_log,
     job_progress,
     job_progress_reporter,
@@ -27,8 +28,8 @@ pytestmark = pytest.mark.django_db
 def test_claim_once_finish_once() -> None:
     job = job_create(kind=Job.Kind.IMPORT, created_by=UserFactory(), params={"x": 1})
     assert job.status == Job.Status.PENDING
-    assert job_claim(job_id=job.pk) is True
-    assert job_claim(job_id=job.pk) is False
+    assert job_claim(job_id=job.pk) is not None
+    assert job_claim(job_id=job.pk) is None
     job_progress(job_id=job.pk, done=3, total=10)
     job.refresh_from_db()
     assert (job.status, job.progress_done, job.progress_total) == (Job.Status.RUNNING, 3, 10)
@@ -38,15 +39,17 @@ def test_claim_once_finish_once() -> None:
     job.refresh_from_db()
     assert (job.status, job.result, job.error) == (Job.Status.SUCCEEDED, {"n": 1}, "")
     assert job.finished_at is not None
-    assert job_claim(job_id=job.pk, stale_after_s=0) is False  # finished jobs are never reclaimed
+    assert job_claim(job_id=job.pk, lease_s=0) is None  # finished jobs are never reclaimed
 
 
-def test_stale_running_job_can_be_reclaimed() -> None:
+def test_a_running_job_with_a_live_heartbeat_is_not_reclaimed() -> None:
     job = job_create(kind=Job.Kind.EXPORT, created_by=None, params={})
-    assert job_claim(job_id=job.pk)
-    assert job_claim(job_id=job.pk, stale_after_s=3600) is False
-    Job.objects.filter(pk=job.pk).update(started_at=timezone.now() - timedelta(hours=2))
-    assert job_claim(job_id=job.pk, stale_after_s=3600) is True
+    token = job_claim(job_id=job.pk)
+    assert token is not None
+    assert job_claim(job_id=job.pk) is None
+    # Long after the start, a run that keeps beating keeps its job.
+    assert job_heartbeat(job_id=job.pk, token=token, now=timezone.now() + timedelta(hours=2))
+    assert job_claim(job_id=job.pk, now=timezone.now() + timedelta(hours=2)) is None
 
 
 def test_progress_reporter_always_writes_the_last_step() -> None:

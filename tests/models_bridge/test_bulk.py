@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+from typing import Any
+
 import pytest
 from django.db import transaction
+from django.utils import timezone
 
 from annotation.models import Example, Job
+from annotation.services.jobs import job_claim, job_lease_s
+from counterpoint.errors import Conflict
 from models_bridge.models import Score
-from models_bridge.services.bulk import bulk_score_run, bulk_score_start
+from models_bridge.services.bulk import bulk_score_resume, bulk_score_run, bulk_score_start
 from models_bridge.services.registry import model_register
 from models_bridge.tasks import bulk_score_task
 from tests.conftest import client_for
@@ -124,3 +130,29 @@ def test_bulk_endpoint_is_for_managers(
     assert r.status_code == 202, r.content
     assert r["Location"] == f"/api/v1/jobs/{r.json()['job']['id']}/"
     assert len(callbacks) == 1  # the task is sent once the job row is committed
+
+
+def test_resume_accepts_a_running_job_whose_worker_is_gone_but_not_a_live_one(
+    evqa_campaign: Any, evqa_people: Any
+) -> None:
+    mv = model_register(
+        dataset=evqa_campaign.dataset, kind="torchscript", location="easyvqa-text-only"
+    )
+    with transaction.atomic():
+        job = bulk_score_start(
+            model_version=mv, campaign=evqa_campaign, created_by=evqa_people["manager"]
+        )
+    live = job_claim(job_id=job.pk)
+    assert live is not None
+    with pytest.raises(Conflict) as refused:
+        bulk_score_resume(job=job)
+    assert refused.value.code == "job_not_failed"
+
+    Job.objects.filter(pk=job.pk).update(status=Job.Status.PENDING)  # back as it was sent
+    job_claim(job_id=job.pk, now=timezone.now() - timedelta(seconds=3 * job_lease_s()))
+    job = bulk_score_resume(job=job)
+    assert (job.status, job.claim_token) == (Job.Status.PENDING, "")
+    bulk_score_task(job.pk)
+    job.refresh_from_db()
+    assert job.status == Job.Status.SUCCEEDED, job.error
+    assert job.result["done"] == job.result["total"] == evqa_campaign.items.count()

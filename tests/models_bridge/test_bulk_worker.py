@@ -57,3 +57,40 @@ def test_bulk_scoring_runs_on_a_real_worker(
     finally:
         _stop_worker(proc)
         _forget_queue(queue)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_submitted_edit_is_scored_by_a_real_worker(
+    evqa_campaign, evqa_people, settings: Any, tmp_path: Path
+) -> None:
+    import time
+
+    from annotation.models import CounterfactualEdit
+    from models_bridge.services.registry import campaign_models_set
+    from tests.models_bridge.test_edit_scores import _submit_edit
+
+    queue = f"test-edit-score-{uuid.uuid4().hex[:12]}"
+    settings.JOBS_QUEUE_OVERRIDE = queue
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    models = [
+        model_register(dataset=evqa_campaign.dataset, kind="torchscript", location=name)
+        for name in ("easyvqa-text-only", "easyvqa-additive")
+    ]
+    campaign_models_set(campaign=evqa_campaign, model_versions=models)
+    log = tmp_path / "worker.log"
+    proc = _start_worker(queue, log)
+    try:
+        edit = _submit_edit(evqa_campaign, evqa_people["shown"])  # sent on commit
+        deadline = time.monotonic() + 120
+        while set(CounterfactualEdit.objects.get(pk=edit.pk).scores) != {
+            str(mv.pk) for mv in models
+        }:
+            assert proc.poll() is None, log.read_text(errors="replace")[-4000:]
+            assert time.monotonic() < deadline, log.read_text(errors="replace")[-4000:]
+            time.sleep(0.25)
+        scores = CounterfactualEdit.objects.get(pk=edit.pk).scores
+        assert all(set(entry) == {"original", "edit"} for entry in scores.values())
+        assert "models_bridge.tasks.edit_score" in log.read_text(errors="replace")
+    finally:
+        _stop_worker(proc)
+        _forget_queue(queue)
