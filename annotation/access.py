@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Q, QuerySet
 
@@ -122,3 +123,27 @@ def assignment_for_user(
     if kind is not None and assignment.kind != kind:
         raise NotFound(f"assignment {assignment_id} is not a {kind} task")
     return assignment
+
+
+def membership_grant_check(
+    *, user: User, campaign: Campaign, role: str, grantee_username: str, removing: bool = False
+) -> None:
+    """Who may grant (or take away) which role in `campaign` (README "Roles and who grants
+    them"). Staff grant and remove anything. The manager role is granted and removed only by
+    staff unless the operator sets MANAGERS_MAY_GRANT_MANAGER, then also by the campaign's
+    managers. A campaign's managers grant and remove annotator and validator there. Nobody
+    but staff changes their own roles upwards: a manager's own extra roles (annotating their
+    campaign, validating it) would let them label what they then check.
+
+    Precondition: `user` manages `campaign` (the caller has run campaign_for_user with the
+    manager role). An unknown role passes here: the service refuses it with a named rule."""
+    if is_staff(user):
+        return
+    if role == Role.MANAGER and not settings.MANAGERS_MAY_GRANT_MANAGER:
+        verb = "remove" if removing else "grant"
+        raise Forbidden(
+            f"only staff may {verb} the manager role (MANAGERS_MAY_GRANT_MANAGER is off)",
+            code="role_grant_forbidden",
+        )
+    if not removing and grantee_username == getattr(user, "username", None):
+        raise Forbidden("nobody grants themselves a role", code="role_grant_self")
