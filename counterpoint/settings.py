@@ -153,8 +153,9 @@ else:
         "default": {
             "BACKEND": "django.core.cache.backends.db.DatabaseCache",
             "LOCATION": "counterpoint_cache",
-            # Culling drops arbitrary rows, lockouts included: keep it for real overflow.
-            "OPTIONS": {"MAX_ENTRIES": 200_000, "CULL_FREQUENCY": 4},
+            # Every write counts the table (Django's cull check), so keep it small: past the
+            # cap, expired rows go first, then a quarter of the rest (lockouts included).
+            "OPTIONS": {"MAX_ENTRIES": 20_000, "CULL_FREQUENCY": 4},
         }
     }
 
