@@ -10,8 +10,10 @@ from annotation.api.media import media_view
 from frontend.views import LoginView, LogoutView
 
 urlpatterns = [
-    # One sign-in page, the throttled one (the admin's own would be a way around the limit).
+    # One sign-in page, the throttled one (the admin's own would be a way around the limit),
+    # and one sign-out, the one that also revokes the API token.
     path("admin/login/", RedirectView.as_view(url="/accounts/login/", query_string=True)),
+    path("admin/logout/", LogoutView.as_view()),
     path("admin/", admin.site.urls),
     # Before Django's own: sign-in is throttled and signing out revokes the API token.
     path("accounts/login/", LoginView.as_view(), name="login"),

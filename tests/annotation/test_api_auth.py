@@ -80,6 +80,12 @@ def test_signing_out_revokes_the_token(user) -> None:  # type: ignore[no-untyped
     )
     assert page.post("/accounts/logout/").status_code == 302
     assert _whoami(key).status_code == 401
+    # The admin's sign-out button is the same sign-out.
+    key = _obtain(user.username).json()["token"]
+    admin = Client()
+    admin.force_login(user)
+    assert admin.post("/admin/logout/").status_code == 302
+    assert _whoami(key).status_code == 401
 
 
 def test_own_password_change_revokes_the_token(user) -> None:  # type: ignore[no-untyped-def]
