@@ -76,3 +76,20 @@ def test_a_second_process_spends_the_same_limits() -> None:
     finally:
         # A transactional test's flush leaves the cache table alone.
         cache.clear()
+
+
+def test_cache_url_chooses_redis_and_a_bad_one_is_named(tmp_path: Path) -> None:
+    from tests.test_settings_env import _settings_in_subprocess
+
+    base = {"DEBUG": "1", "COUNTERPOINT_VAR_DIR": str(tmp_path)}
+    bad = _settings_in_subprocess(**base, CACHE_URL="memcached://127.0.0.1:11211")
+    assert bad.returncode != 0 and "CACHE_URL" in bad.stderr
+    ok = _settings_in_subprocess(**base, CACHE_URL="redis://127.0.0.1:6379/12")
+    assert ok.returncode == 0, ok.stderr
+
+
+def test_the_embedded_default_is_the_database_cache(settings: object) -> None:
+    if os.environ.get("CACHE_URL"):
+        pytest.skip("CACHE_URL chooses Redis for this run")
+    backend = settings.CACHES["default"]["BACKEND"]  # type: ignore[attr-defined]
+    assert backend == "django.core.cache.backends.db.DatabaseCache"
