@@ -93,7 +93,9 @@ class LoginView(auth_views.LoginView):
         username = request.POST.get("username", "")
         wait = login_throttle_wait(username=username, address=client_address(request))
         if wait:
-            context = self.get_context_data(form=self.get_form(), throttled_minutes=-(-wait // 60))
+            # An unbound form: a bound one would check the password when the page reads it.
+            form = self.get_form_class()(request)
+            context = self.get_context_data(form=form, throttled_minutes=-(-wait // 60))
             return render(request, str(self.template_name), context, status=429)
         return super().post(request, *args, **kwargs)
 
