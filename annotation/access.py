@@ -9,10 +9,20 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 
-from annotation.models import Assignment, Campaign, Dataset, Membership
+from annotation.models import (
+    Assignment,
+    Attempt,
+    Campaign,
+    CounterfactualEdit,
+    Dataset,
+    ExampleMedia,
+    Media,
+    Membership,
+)
 from counterpoint.errors import Forbidden, NotFound
 from counterpoint.parsers import parse_pk
 
@@ -122,3 +132,81 @@ def assignment_for_user(
     if kind is not None and assignment.kind != kind:
         raise NotFound(f"assignment {assignment_id} is not a {kind} task")
     return assignment
+
+
+def membership_grant_check(
+    *, user: User, campaign: Campaign, role: str, grantee_username: str, removing: bool = False
+) -> None:
+    """Who may grant (or take away) which role in `campaign` (README "Roles and who grants
+    them"). Staff grant and remove anything. The manager role is granted and removed only by
+    staff unless the operator sets MANAGERS_MAY_GRANT_MANAGER, then also by the campaign's
+    managers. A campaign's managers grant and remove annotator and validator there. Nobody
+    but staff changes their own roles upwards: a manager's own extra roles (annotating their
+    campaign, validating it) would let them label what they then check.
+
+    Precondition: `user` manages `campaign` (the caller has run campaign_for_user with the
+    manager role). An unknown role passes here: the service refuses it with a named rule."""
+    if is_staff(user):
+        return
+    if role == Role.MANAGER and not settings.MANAGERS_MAY_GRANT_MANAGER:
+        verb = "remove" if removing else "grant"
+        raise Forbidden(
+            f"only staff may {verb} the manager role (MANAGERS_MAY_GRANT_MANAGER is off)",
+            code="role_grant_forbidden",
+        )
+    if not removing and grantee_username == getattr(user, "username", None):
+        raise Forbidden("nobody grants themselves a role", code="role_grant_self")
+
+
+def media_for_user(*, user: User, sha256: str) -> Media:
+    """The stored image if `user` may see something that uses it, else 404 (unknown and not
+    allowed look the same, so addresses do not leak). Allowed: staff; whoever sees the
+    dataset of an example using it (its creator, managers of a campaign over it); managers of
+    a campaign whose edits or scored drafts use it; whoever holds or held an annotate task
+    on an example using it, or wrote an edit or draft using it; a validator for the images of
+    the edit they validate (not its mask), except the original of the edited modality
+    (validation is blind).
+
+    One query: the address lookup and every rule are EXISTS subqueries on indexed columns
+    (ExampleMedia by media, the edits' and drafts' media foreign keys)."""
+    media = Media.objects.filter(sha256=sha256)
+    if not is_staff(user):
+        uid = _uid(user)
+        managed = campaigns_visible_to(user=user, roles=[Role.MANAGER]).values("id")
+        used_by_example = ExampleMedia.objects.filter(media_id=OuterRef("pk"))
+        in_edit = Q(edited_media_id=OuterRef("pk")) | Q(mask_media_id=OuterRef("pk"))
+        validating = Assignment.objects.filter(
+            kind=Assignment.Kind.VALIDATE, annotator_id=uid, example_id=OuterRef("example_id")
+        ).exclude(edit__modality=OuterRef("modality"))
+        media = media.filter(
+            Exists(used_by_example.filter(example__dataset_id__in=datasets_visible_to(user=user)))
+            | Exists(
+                used_by_example.filter(
+                    example__assignments__annotator_id=uid,
+                    example__assignments__kind=Assignment.Kind.ANNOTATE,
+                )
+            )
+            | Exists(used_by_example.filter(Exists(validating)))
+            | Exists(
+                CounterfactualEdit.objects.filter(in_edit).filter(
+                    Q(campaign_id__in=managed) | Q(author_id=uid)
+                )
+            )
+            # A validator sees what the validation task shows: the edited values, no mask.
+            | Exists(
+                CounterfactualEdit.objects.filter(
+                    edited_media_id=OuterRef("pk"),
+                    validation_assignments__annotator_id=uid,
+                    validation_assignments__kind=Assignment.Kind.VALIDATE,
+                )
+            )
+            | Exists(
+                Attempt.objects.filter(media_id=OuterRef("pk")).filter(
+                    Q(assignment__annotator_id=uid) | Q(assignment__campaign_id__in=managed)
+                )
+            )
+        )
+    found = media.first()
+    if found is None:
+        raise NotFound("no such media")
+    return found

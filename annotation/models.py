@@ -89,6 +89,27 @@ class Example(models.Model):
         return f"{self.dataset_id}:{self.external_id}"
 
 
+class ExampleMedia(models.Model):
+    """Which example uses which stored image, in which modality: the index the media access
+    rule (access.media_for_user) reads, since Example.values keeps the SHA-256 inside JSON
+    where no index reaches. Written with the examples, by annotation.services.media."""
+
+    example = models.ForeignKey(Example, on_delete=models.CASCADE, related_name="media_uses")
+    media = models.ForeignKey(Media, on_delete=models.CASCADE, related_name="+", db_index=False)
+    modality = models.CharField(max_length=100)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["example", "modality"], name="example_media_once_per_modality"
+            ),
+        ]
+        indexes = [models.Index(fields=["media", "example"], name="example_media_by_media")]
+
+    def __str__(self) -> str:
+        return f"{self.example_id}.{self.modality} -> {self.media_id}"
+
+
 class Campaign(models.Model):
     class Status(models.TextChoices):
         DRAFT = "draft"

@@ -109,7 +109,20 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+    # Not a check: Django calls it after every password change (views, admin, commands).
+    {"NAME": "annotation.services.accounts.RevokeTokensOnPasswordChange"},
 ]
+# Failed sign-ins (page and token endpoint) allowed per username and per client address within
+# the window; past either, sign-in is refused until the window (from the first failure) ends.
+LOGIN_FAILURES_PER_USERNAME = env_int("LOGIN_FAILURES_PER_USERNAME", 5, minimum=1)
+LOGIN_FAILURES_PER_ADDRESS = env_int("LOGIN_FAILURES_PER_ADDRESS", 20, minimum=1)
+LOGIN_FAILURE_WINDOW_S = env_int("LOGIN_FAILURE_WINDOW_MINUTES", 15, minimum=1) * 60
+# API tokens expire this long after they were issued (POST /api/v1/auth/token/ issues anew).
+API_TOKEN_TTL_HOURS = env_int("API_TOKEN_TTL_HOURS", 720, minimum=1)
+# Who grants the manager role of a campaign: staff only (0), or also its managers (1).
+MANAGERS_MAY_GRANT_MANAGER = env_bool("MANAGERS_MAY_GRANT_MANAGER", False)
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
@@ -118,6 +131,33 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+
+# --- cache ----------------------------------------------------------------------------
+# Throttles (live scoring per user) and sign-in lockouts live in the cache, so it must be one
+# store for every web process: the database on the embedded default (table created by
+# migrate), Redis when CACHE_URL names one. A per-process memory cache would multiply every
+# limit by the number of gunicorn workers.
+_cache_url = env_str("CACHE_URL", "")
+CACHES: dict[str, dict[str, object]]
+if _cache_url:
+    if not _cache_url.startswith(("redis://", "rediss://", "unix://")):
+        raise ImproperlyConfigured(f"CACHE_URL={_cache_url!r} is not a redis:// URL")
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": _cache_url,
+        }
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "counterpoint_cache",
+            # Every write counts the table (Django's cull check), so keep it small: past the
+            # cap, expired rows go first, then a quarter of the rest (lockouts included).
+            "OPTIONS": {"MAX_ENTRIES": 20_000, "CULL_FREQUENCY": 4},
+        }
+    }
 
 # --- static and media -----------------------------------------------------------------
 STATIC_URL = "/static/"
@@ -143,7 +183,7 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 20 * 1024 *
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
+        "annotation.api.authentication.ExpiringTokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     # Bounded depth, no lone surrogates or NULs (counterpoint/parsers.py).

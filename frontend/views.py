@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import Any
 
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
@@ -12,6 +14,13 @@ from django.views.decorators.csrf import ensure_csrf_cookie
 
 from annotation.access import campaign_for_user, campaigns_visible_to
 from annotation.models import Campaign, Membership
+from annotation.services.accounts import (
+    client_address,
+    login_failure_record,
+    login_success_record,
+    login_throttle_wait,
+    token_revoke,
+)
 from counterpoint.errors import Forbidden, NotFound
 
 Role = Membership.Role
@@ -38,6 +47,9 @@ def home(request: HttpRequest) -> HttpResponse:
         user_id=int(request.user.pk or 0)
     ).values_list("campaign_id", "role"):
         roles[campaign_id].add(role)
+    # The admin works only for staff holding the campaign permission (superusers hold all);
+    # staff without it would meet "You don't have permission", so they use the API instead.
+    admin_ok = request.user.is_staff and request.user.has_perm("annotation.change_campaign")
     cards = []
     for c in campaigns:
         held = roles.get(c.pk, set())
@@ -49,9 +61,9 @@ def home(request: HttpRequest) -> HttpResponse:
                 "can_annotate": annotating,
                 "can_validate": bool(held & {Role.ANNOTATOR, Role.VALIDATOR}) and c.task_validation,
                 "can_manage": Role.MANAGER in held or request.user.is_staff,
-                # The admin only lets staff in; other managers use the (browsable) API.
+                # Other managers use the (browsable) API, which their session signs in to.
                 "manage_url": f"/admin/annotation/campaign/{c.pk}/change/"
-                if request.user.is_staff
+                if admin_ok
                 else f"/api/v1/campaigns/{c.pk}/",
                 "active": c.status == Campaign.Status.ACTIVE,
             }
@@ -71,3 +83,37 @@ def annotate(request: HttpRequest, campaign_id: int) -> HttpResponse:
 def validate(request: HttpRequest, campaign_id: int) -> HttpResponse:
     campaign = _campaign_or_page_error(request, campaign_id, [Role.ANNOTATOR, Role.VALIDATOR])
     return render(request, "frontend/validate.html", {"campaign": campaign, "kind": "validate"})
+
+
+class LoginView(auth_views.LoginView):
+    """Django's sign-in page, refusing (429) a username or address that used up its failed
+    tries (the same counts as the token endpoint's)."""
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        username = request.POST.get("username", "")
+        wait = login_throttle_wait(username=username, address=client_address(request))
+        if wait:
+            # An unbound form: a bound one would check the password when the page reads it.
+            form = self.get_form_class()(request)
+            context = self.get_context_data(form=form, throttled_minutes=-(-wait // 60))
+            return render(request, str(self.template_name), context, status=429)
+        return super().post(request, *args, **kwargs)
+
+    def form_invalid(self, form: Any) -> HttpResponse:
+        login_failure_record(
+            username=self.request.POST.get("username", ""), address=client_address(self.request)
+        )
+        return super().form_invalid(form)
+
+    def form_valid(self, form: Any) -> HttpResponse:
+        login_success_record(username=form.get_user().get_username())
+        return super().form_valid(form)
+
+
+class LogoutView(auth_views.LogoutView):
+    """Signing out also revokes the user's API token."""
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if request.user.is_authenticated:
+            token_revoke(user=request.user)
+        return super().post(request, *args, **kwargs)

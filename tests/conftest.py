@@ -28,6 +28,17 @@ def _media_root(tmp_path: Path, settings: object) -> Iterator[Path]:
     yield root
 
 
+@pytest.fixture(autouse=True)
+def _fresh_redis_cache() -> Iterator[None]:
+    # The database cache rolls back with each test; Redis (CACHE_URL) would carry throttle
+    # and lockout counts from one test into the next.
+    if "redis" in settings.CACHES["default"]["BACKEND"].lower():
+        from django.core.cache import cache
+
+        cache.clear()
+    yield
+
+
 def requires_postgres() -> pytest.MarkDecorator:
     return pytest.mark.skipif(
         not settings.DATABASE_IS_POSTGRES,

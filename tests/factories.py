@@ -10,7 +10,7 @@ from PIL import Image
 
 from annotation.models import Campaign, CampaignExample, Dataset, Example, Membership
 from annotation.schema import content_hash
-from annotation.services.media import media_store_bytes
+from annotation.services.media import example_media_index, media_store_bytes
 
 
 def png_bytes(color: tuple[int, int, int] = (200, 30, 30), size: tuple[int, int] = (8, 8)) -> bytes:
@@ -48,6 +48,7 @@ class DatasetFactory(factory.django.DjangoModelFactory):
 class ExampleFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Example
+        skip_postgeneration_save = True
 
     dataset = factory.SubFactory(DatasetFactory)
     external_id = factory.Sequence(lambda n: f"ex-{n}")
@@ -62,6 +63,12 @@ class ExampleFactory(factory.django.DjangoModelFactory):
     @factory.lazy_attribute
     def content_hash(self) -> str:
         return content_hash(self.values)
+
+    @factory.post_generation
+    def media_index(self, create: bool, extracted: object, **kwargs: object) -> None:
+        # As the import does: the media access rule finds images through this index.
+        if create:
+            example_media_index(dataset=self.dataset, examples=[self])
 
 
 class CampaignFactory(factory.django.DjangoModelFactory):

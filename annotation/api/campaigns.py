@@ -14,6 +14,7 @@ from annotation.access import (
     campaigns_visible_to,
     can_manage_anything,
     dataset_for_user,
+    membership_grant_check,
 )
 from annotation.api.serializers import (
     CampaignExamplesAddSerializer,
@@ -116,6 +117,12 @@ class CampaignViewSet(
         campaign = campaign_for_user(user=request.user, campaign_id=pk, roles=MANAGER)
         ser = MembershipCreateSerializer(data=request.data)
         ser.is_valid(raise_exception=True)
+        membership_grant_check(
+            user=request.user,
+            campaign=campaign,
+            role=ser.validated_data["role"],
+            grantee_username=ser.validated_data["username"],
+        )
         membership = membership_add_by_username(campaign=campaign, **ser.validated_data)
         return Response(MembershipSerializer(membership).data, status=status.HTTP_201_CREATED)
 
@@ -125,9 +132,16 @@ class CampaignViewSet(
         self, request: Request, pk: Any = None, membership_id: Any = None
     ) -> Response:
         campaign = campaign_for_user(user=request.user, campaign_id=pk, roles=MANAGER)
-        membership = campaign.memberships.filter(pk=membership_id).first()
+        membership = campaign.memberships.select_related("user").filter(pk=membership_id).first()
         if membership is None:
             raise NotFound(f"membership {membership_id} is not in campaign {pk}")
+        membership_grant_check(
+            user=request.user,
+            campaign=campaign,
+            role=membership.role,
+            grantee_username=membership.user.username,
+            removing=True,
+        )
         membership_remove(membership=membership)
         return Response(status=status.HTTP_204_NO_CONTENT)
 

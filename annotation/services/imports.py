@@ -38,7 +38,7 @@ from annotation.models import Dataset, Example, Job, Media
 from annotation.schema import content_hash, normalise_label_space, normalise_modalities
 from annotation.services.datasets import dataset_get_or_create
 from annotation.services.jobs import JobLeaseLost
-from annotation.services.media import media_relative_path, write_media_file
+from annotation.services.media import example_media_index, media_relative_path, write_media_file
 from counterpoint.errors import Conflict, ValidationFailed
 
 Progress = Callable[[int, int], None]
@@ -298,7 +298,7 @@ def _commit(
                 ignore_conflicts=True,
             )
             for batch in _chunks(rows, EXAMPLE_BATCH):
-                Example.objects.bulk_create(
+                created = Example.objects.bulk_create(
                     [
                         Example(
                             dataset=dataset,
@@ -312,6 +312,7 @@ def _commit(
                         for r in batch
                     ]
                 )
+                example_media_index(dataset=dataset, examples=created)
     except IntegrityError:
         writer.undo()
         raise Conflict(

@@ -193,15 +193,19 @@ def job_finish(
 
 
 def jobs_visible_to(*, user: Any) -> QuerySet[Job]:
-    """Staff see all jobs; others see jobs they started, jobs of campaigns they manage and jobs
-    of datasets they can see."""
+    """Staff see all jobs; others see the jobs they started, the jobs of campaigns they
+    manage, and dataset-level jobs (imports: no campaign) of datasets they can see. A
+    campaign's job is never visible through its dataset: two campaigns over one dataset must
+    not see each other's bulk scores, logs or who started them."""
     qs = Job.objects.all()
     if is_staff(user):
         return qs
+    uid = user.pk if getattr(user, "is_authenticated", False) else None
     managed = campaigns_visible_to(user=user, roles=[Membership.Role.MANAGER]).values("id")
     datasets = datasets_visible_to(user=user).values("id")
+    mine = Q(created_by_id=uid) if uid is not None else Q(pk__in=[])
     return qs.filter(
-        Q(created_by_id=user.pk) | Q(campaign_id__in=managed) | Q(dataset_id__in=datasets)
+        mine | Q(campaign_id__in=managed) | Q(campaign__isnull=True, dataset_id__in=datasets)
     )
 
 

@@ -17,6 +17,7 @@ import io
 import os
 import tempfile
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from PIL import Image, UnidentifiedImageError
 
-from annotation.models import Media
+from annotation.models import Dataset, Example, ExampleMedia, Media
 from counterpoint.errors import ValidationFailed
 
 ALLOWED_IMAGE_FORMATS = {
@@ -205,3 +206,29 @@ def media_path(media: Media) -> Path:
 
 def media_read(media: Media) -> bytes:
     return media_path(media).read_bytes()
+
+
+def example_media_index(*, dataset: Dataset, examples: Iterable[Example]) -> int:
+    """Record which stored images `examples` (saved, of `dataset`) use, for the media access
+    rule. Safe to run again (one row per example and modality). Returns rows written."""
+    images = [m["name"] for m in dataset.modalities if m["kind"] == "image"]
+    if not images:
+        return 0
+    uses = [
+        (ex.pk, name, ex.values.get(name))
+        for ex in examples
+        for name in images
+        if isinstance(ex.values.get(name), str)
+    ]
+    shas = sorted({sha for _, _, sha in uses})
+    ids: dict[str, int] = {}
+    for start in range(0, len(shas), 500):
+        chunk = shas[start : start + 500]
+        ids.update(Media.objects.filter(sha256__in=chunk).values_list("sha256", "id"))
+    rows = [
+        ExampleMedia(example_id=pk, modality=name, media_id=ids[sha])
+        for pk, name, sha in uses
+        if sha in ids
+    ]
+    ExampleMedia.objects.bulk_create(rows, batch_size=1000, ignore_conflicts=True)
+    return len(rows)

@@ -89,7 +89,9 @@ def test_examples_paginated_and_filtered(api, manager, campaign, dataset):
 
 def test_media_served_to_signed_in_users_only(client, manager, examples):
     sha = examples[0].values["image"]
-    assert client.get(f"/media/{sha}").status_code == 302
+    anonymous = client.get(f"/media/{sha}")
+    assert anonymous.status_code == 403  # JSON for API clients, not a sign-in redirect
+    assert anonymous.json()["error"]["code"] == "not_authenticated"
     client.force_login(manager)
     r = client.get(f"/media/{sha}")
     assert r.status_code == 200

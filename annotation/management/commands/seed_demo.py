@@ -1,5 +1,7 @@
 """Seed the demo: easy-VQA test split, a 300-example campaign, a manager and two annotators,
-and the five reference models attached for live feedback. Safe to run again: everything is
+and the five reference models attached for live feedback. The demo's `manager` is its operator:
+a superuser, so the admin works for it (staff without permissions would see only "You don't
+have permission" pages). Safe to run again: everything is
 looked up before it is created, and passwords are kept in var/demo-credentials.json."""
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
@@ -29,6 +33,18 @@ INSTRUCTIONS = (
     "smallest change to ONE input — a word of the question or a patch of the image — so that "
     "the correct answer becomes the target you pick. Keep edits small: the meter shows your budget."
 )
+
+
+def _new_password(user: Any) -> str:
+    """A random password that passes AUTH_PASSWORD_VALIDATORS (an all-digit draw is refused by
+    the numeric validator, so draw again)."""
+    while True:
+        candidate = secrets.token_urlsafe(9)
+        try:
+            validate_password(candidate, user)
+        except ValidationError:
+            continue
+        return candidate
 
 
 class Command(BaseCommand):
@@ -54,12 +70,12 @@ class Command(BaseCommand):
         creds: dict[str, str] = json.loads(creds_path.read_text()) if creds_path.exists() else {}
         User = get_user_model()
         users = {}
-        for username, _roles, is_staff in PEOPLE:
+        for username, _roles, is_admin in PEOPLE:
             user, created = User.objects.get_or_create(username=username)
             if created or username not in creds:
-                creds[username] = secrets.token_urlsafe(9)
+                creds[username] = _new_password(user)
                 user.set_password(creds[username])
-            user.is_staff = is_staff
+            user.is_staff = user.is_superuser = is_admin
             user.save()
             users[username] = user
         creds_path.parent.mkdir(parents=True, exist_ok=True)
