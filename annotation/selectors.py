@@ -13,6 +13,7 @@ from typing import Any
 
 from django.db.models import Count
 
+from annotation import policy
 from annotation.minimality import median_absolute_deviation
 from annotation.models import (
     Assignment,
@@ -35,34 +36,71 @@ class MemberContext:
     arm: str  # the caller's feedback arm: "shown" | "hidden"
 
 
+# Whose stored arm counts when a person holds several roles (they share one since
+# services.campaigns._arm_for; older rows may not): the working membership first.
+_ARM_ROLE_ORDER = (Membership.Role.ANNOTATOR, Membership.Role.VALIDATOR, Membership.Role.MANAGER)
+
+
+def _member_arm(rows: list[tuple[str, str]]) -> str | None:
+    arms = dict(rows)
+    return next((str(arms[r]) for r in _ARM_ROLE_ORDER if r in arms), None)
+
+
 def member_context(*, campaign: Campaign, user: Any) -> MemberContext:
     rows = list(
         Membership.objects.filter(campaign=campaign, user_id=user.pk).values_list("role", "arm")
     )
-    roles = frozenset(r for r, _ in rows)
-    arm: str
-    if campaign.feedback_arm == Campaign.FeedbackArm.HIDDEN:
-        arm = Membership.Arm.HIDDEN
-    elif campaign.feedback_arm == Campaign.FeedbackArm.SHOWN:
-        arm = Membership.Arm.SHOWN
-    else:
-        # Randomised: the arm fixed at invitation, on the working (annotator) membership.
-        arms = dict(rows)
-        arm = (
-            arms.get(Membership.Role.ANNOTATOR)
-            or arms.get(Membership.Role.VALIDATOR)
-            or Membership.Arm.SHOWN
+    arm = policy.effective_arm(campaign_policy=campaign.feedback_arm, member_arm=_member_arm(rows))
+    return MemberContext(roles=frozenset(r for r, _ in rows), arm=arm)
+
+
+def feedback_for(*, campaign: Campaign, user_id: int) -> str:
+    """The person's feedback arm (policy.effective_arm); reads the memberships only when the
+    campaign is randomised."""
+    if campaign.feedback_arm != Campaign.FeedbackArm.RANDOMISED:
+        return policy.effective_arm(campaign_policy=campaign.feedback_arm, member_arm=None)
+    rows = list(
+        Membership.objects.filter(campaign_id=campaign.pk, user_id=user_id).values_list(
+            "role", "arm"
         )
-    return MemberContext(roles=roles, arm=str(arm))
+    )
+    return policy.effective_arm(campaign_policy=campaign.feedback_arm, member_arm=_member_arm(rows))
 
 
-def feedback_for(*, campaign: Campaign, user: Any) -> str:
-    """The caller's feedback arm; reads the membership only for randomised campaigns."""
-    if campaign.feedback_arm == Campaign.FeedbackArm.HIDDEN:
-        return str(Membership.Arm.HIDDEN)
-    if campaign.feedback_arm == Campaign.FeedbackArm.SHOWN:
-        return str(Membership.Arm.SHOWN)
-    return member_context(campaign=campaign, user=user).arm
+def campaign_warnings(
+    *, campaign: Campaign, annotators: int, validator_eligible: int
+) -> list[dict[str, Any]]:
+    """Setup problems a manager should see. `annotators`: distinct members with the annotator
+    role; `validator_eligible`: distinct members with the annotator or validator role."""
+    warnings: list[dict[str, Any]] = []
+    if campaign.task_validation and campaign.task_counterfactual:
+        short = policy.validators_short(
+            annotators=annotators,
+            validator_eligible=validator_eligible,
+            redundancy=campaign.redundancy,
+            validations_required=campaign.validations_required,
+        )
+        if short:
+            warnings.append(
+                {
+                    "code": "team_too_small_for_validation",
+                    "message": (
+                        f"an edit needs {campaign.validations_required} validators who never "
+                        f"saw its original, but each example is labelled by "
+                        f"{min(campaign.redundancy, annotators)} of the "
+                        f"{validator_eligible} annotators and validators: invite {short} more "
+                        f"validator(s) or lower validations_required"
+                    ),
+                    "details": {
+                        "validations_required": campaign.validations_required,
+                        "redundancy": campaign.redundancy,
+                        "annotators": annotators,
+                        "validator_eligible": validator_eligible,
+                        "short_by": short,
+                    },
+                }
+            )
+    return warnings
 
 
 def campaign_block(campaign: Campaign, *, feedback: str) -> dict[str, Any]:

@@ -402,6 +402,7 @@ def _lease_annotation(
         gold = policy.want_gold(
             gold_rate=campaign.gold_rate,
             seed=campaign.seed,
+            secret=campaign.gold_secret,
             annotator_id=annotator.pk,
             tasks_so_far=_tasks_so_far(campaign=campaign, annotator=annotator),
         )

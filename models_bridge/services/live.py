@@ -20,8 +20,9 @@ from typing import Any
 from django.db import transaction
 from django.db.models import F
 
-from annotation.models import Assignment, Attempt, Campaign, Membership
+from annotation.models import Assignment, Attempt, Campaign
 from annotation.schema import content_hash
+from annotation.selectors import feedback_for
 from annotation.services.media import check_image_bytes, media_store
 from counterpoint.errors import Conflict, ServiceError, ValidationFailed
 from models_bridge.adapters.base import Adapter, ModelError
@@ -49,17 +50,8 @@ class ScoreCapReached(ServiceError):
 
 
 def feedback_arm(*, assignment: Assignment) -> str:
-    """hidden when the campaign hides feedback or the person's membership is in the hidden
-    arm (fixed at invitation for randomised campaigns)."""
-    campaign = assignment.campaign
-    if campaign.feedback_arm == Campaign.FeedbackArm.HIDDEN:
-        return "hidden"
-    arms = set(
-        Membership.objects.filter(
-            campaign_id=campaign.pk, user_id=assignment.annotator_id
-        ).values_list("arm", flat=True)
-    )
-    return "hidden" if Membership.Arm.HIDDEN in arms else "shown"
+    """The annotator's arm, by the one rule (annotation.policy.effective_arm)."""
+    return feedback_for(campaign=assignment.campaign, user_id=assignment.annotator_id)
 
 
 def _draft_value(

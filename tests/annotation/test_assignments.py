@@ -115,7 +115,13 @@ def test_gold_checks_are_mixed_in_as_the_policy_says() -> None:
     held: list[int] = []
     expected = []
     for n in range(20):
-        want = policy.want_gold(gold_rate=0.25, seed=5, annotator_id=ann.pk, tasks_so_far=n)
+        want = policy.want_gold(
+            gold_rate=0.25,
+            seed=5,
+            secret=campaign.gold_secret,
+            annotator_id=ann.pk,
+            tasks_so_far=n,
+        )
         nxt = policy.order_pool(pool, redundancy=1, held_example_ids=held, want_gold=want)[0]
         expected.append(nxt.example_id)
         held.append(nxt.example_id)

@@ -67,14 +67,16 @@ def evqa(db):  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def evqa_campaign(evqa):  # type: ignore[no-untyped-def]
-    from annotation.services.campaigns import campaign_add_examples
+    from annotation.services.campaigns import campaign_add_examples, campaign_create
 
-    campaign = Campaign.objects.create(
+    # Randomised, so evqa_people's two annotators are in the two arms (drawn at invitation).
+    campaign = campaign_create(
         dataset=evqa,
         name="evqa-campaign",
         status=Campaign.Status.ACTIVE,
         editable_modalities=["image", "text"],
         edit_budgets={"image": 0.25, "text": 0.5},
+        feedback_arm=Campaign.FeedbackArm.RANDOMISED,
     )
     campaign_add_examples(campaign=campaign)
     return campaign
@@ -85,15 +87,13 @@ def evqa_people(evqa_campaign):  # type: ignore[no-untyped-def]
     """manager, annotator (shown arm), hidden annotator (hidden arm), outsider."""
     manager = UserFactory(username="mia-manager")
     MembershipFactory(campaign=evqa_campaign, user=manager, role=Membership.Role.MANAGER)
-    shown = UserFactory(username="sid-shown")
-    MembershipFactory(campaign=evqa_campaign, user=shown, role=Membership.Role.ANNOTATOR)
-    hidden = UserFactory(username="hal-hidden")
-    MembershipFactory(
-        campaign=evqa_campaign,
-        user=hidden,
-        role=Membership.Role.ANNOTATOR,
-        arm=Membership.Arm.HIDDEN,
-    )
+    # The balanced draw at invitation puts two newcomers in different arms.
+    arms = {}
+    for name in ("sid-annotator", "hal-annotator"):
+        user = UserFactory(username=name)
+        m = MembershipFactory(campaign=evqa_campaign, user=user, role=Membership.Role.ANNOTATOR)
+        arms[m.arm] = user
+    shown, hidden = arms[Membership.Arm.SHOWN], arms[Membership.Arm.HIDDEN]
     outsider = UserFactory(username="oz-outsider")
     return {"manager": manager, "shown": shown, "hidden": hidden, "outsider": outsider}
 

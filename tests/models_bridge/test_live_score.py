@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from annotation.models import Assignment, Attempt, Campaign
+from annotation.services.campaigns import campaign_update
 from models_bridge.services.registry import REFERENCE_MODELS, model_register
 from tests.conftest import client_for, requires_postgres
 from tests.models_bridge.conftest import counting, lease, package_dir
@@ -123,7 +124,7 @@ def test_hidden_arm_gets_no_model_outputs_but_the_attempt_is_stored(evqa_campaig
 
 def test_campaign_wide_hidden_arm(evqa_campaign, evqa_people):
     attach(evqa_campaign, names=("easyvqa-text-only",))
-    Campaign.objects.filter(pk=evqa_campaign.pk).update(feedback_arm=Campaign.FeedbackArm.HIDDEN)
+    campaign_update(campaign=evqa_campaign, feedback_arm=Campaign.FeedbackArm.HIDDEN)
     a = lease(evqa_campaign, evqa_people["shown"])
     r = client_for(evqa_people["shown"]).post(
         URL, {"assignment": a.pk, "modality": "text", "value": "x"}, format="json"
