@@ -113,6 +113,12 @@ class CampaignSerializer(serializers.ModelSerializer):
             "warnings",
             "created_at",
         ]
+        extra_kwargs = {
+            "validations_required": {
+                "help_text": "how many distinct validators an edit needs; none of them may have "
+                "been given its original to annotate (see warnings for a team too small)"
+            }
+        }
 
 
 class CampaignWriteSerializer(serializers.ModelSerializer):

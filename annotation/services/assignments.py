@@ -39,6 +39,7 @@ from annotation.models import (
     Example,
     Membership,
 )
+from annotation.selectors import validatable_edits
 from counterpoint.errors import Conflict, Forbidden, ValidationFailed
 
 ACTIVE = Assignment.Status.ACTIVE
@@ -447,14 +448,8 @@ def _lease_annotation(
 def _lease_validation(*, campaign: Campaign, annotator: Any, now: datetime) -> Assignment | None:
     if not campaign.task_validation:
         return None
-    held = Assignment.objects.filter(kind=VALIDATE, annotator_id=annotator.pk).values("edit_id")
-    base = (
-        CounterfactualEdit.objects.filter(
-            campaign_id=campaign.pk, validations_count__lt=campaign.validations_required
-        )
-        .exclude(author_id=annotator.pk)
-        .exclude(pk__in=held)
-        .order_by("-validations_count", "id")
+    base = validatable_edits(campaign=campaign, validator_id=annotator.pk).order_by(
+        "-validations_count", "id"
     )
     seen: list[int] = []
     with transaction.atomic():
@@ -487,9 +482,13 @@ def _lease_validation(*, campaign: Campaign, annotator: Any, now: datetime) -> A
             )
             candidates = [
                 policy.EditCandidate(
-                    id=i, author_id=a, validations_count=c, active_leases=active.get(i, 0)
+                    id=i,
+                    author_id=a,
+                    validations_count=c,
+                    active_leases=active.get(i, 0),
+                    example_id=e,
                 )
-                for i, a, c, _ in batch
+                for i, a, c, e in batch
             ]
             ordered = policy.validation_order(
                 candidates,
