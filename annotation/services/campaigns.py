@@ -120,7 +120,10 @@ def campaign_create(
             )
             if created_by is not None:
                 Membership.objects.create(
-                    campaign=campaign, user=created_by, role=Membership.Role.MANAGER
+                    campaign=campaign,
+                    user=created_by,
+                    role=Membership.Role.MANAGER,
+                    arm=_arm_for(campaign, created_by.pk),
                 )
     except IntegrityError:
         raise Conflict(

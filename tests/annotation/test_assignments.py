@@ -105,11 +105,8 @@ def test_lease_order_in_sql_is_the_policy_order() -> None:
 
 
 def test_gold_checks_are_mixed_in_as_the_policy_says() -> None:
-    campaign = text_campaign(30, redundancy=1, gold_rate=0.25, seed=5)
-    items = list(CampaignExample.objects.filter(campaign=campaign).order_by("id"))
-    for ce in items[::3]:
-        ce.is_gold = True
-        ce.save(update_fields=["is_gold"])
+    campaign = text_campaign(30, redundancy=1, gold_rate=0.25, seed=5, gold=lambda i: i % 3 == 0)
+    items = list(CampaignExample.objects.filter(campaign=campaign).order_by("example_id"))
     (ann,) = add_annotators(campaign, 1)
     pool = pool_items(campaign)
     held: list[int] = []
@@ -137,8 +134,7 @@ def test_gold_checks_are_mixed_in_as_the_policy_says() -> None:
 
 
 def test_gold_is_never_revealed_in_the_task() -> None:
-    campaign = text_campaign(2, redundancy=1, gold_rate=1.0)
-    CampaignExample.objects.filter(campaign=campaign).update(is_gold=True)
+    campaign = text_campaign(2, redundancy=1, gold_rate=1.0, gold=lambda i: True)
     (ann,) = add_annotators(campaign, 1)
     client = client_for(ann)
     task = lease(client, campaign).json()

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from django.conf import settings
 
-from annotation.models import Campaign, CampaignExample, Dataset, Example, Membership
+from annotation.models import Campaign, Dataset, Example, Membership
 from annotation.schema import content_hash
 from annotation.services.media import media_store_bytes
 from models_bridge.adapters.base import Adapter, Batch
@@ -98,27 +98,16 @@ def evqa_people(evqa_campaign):  # type: ignore[no-untyped-def]
     return {"manager": manager, "shown": shown, "hidden": hidden, "outsider": outsider}
 
 
-def lease(campaign: Campaign, user: Any, example: Example | None = None, **fields: Any):  # type: ignore[no-untyped-def]
-    """An active annotate assignment, created directly (the assignment engine is another
-    module's; here only its row matters)."""
-    from datetime import timedelta
+def lease(campaign: Campaign, user: Any, *, skipped: bool = False):  # type: ignore[no-untyped-def]
+    """The person's annotate assignment, leased through the assignment service (so its slot is
+    counted like any other); `skipped`: then given back, for the tests of a closed task."""
+    from annotation.services.assignments import assignment_lease, assignment_skip
 
-    from django.utils import timezone
-
-    from annotation.models import Assignment
-
-    example = (
-        example or CampaignExample.objects.filter(campaign=campaign).order_by("id").first().example
-    )
-    now = timezone.now()
-    return Assignment.objects.create(
-        campaign=campaign,
-        example=example,
-        annotator=user,
-        leased_at=now,
-        expires_at=now + timedelta(hours=1),
-        **fields,
-    )
+    assignment = assignment_lease(campaign=campaign, annotator=user, kind="annotate").assignment
+    assert assignment is not None, "the campaign's pool has nothing left for this person"
+    if skipped:
+        assignment_skip(assignment=assignment)
+    return assignment
 
 
 class CountingAdapter(Adapter):

@@ -185,7 +185,7 @@ def test_bad_drafts_are_clear_4xx_and_store_nothing(evqa_campaign, evqa_people, 
 
 def test_modality_not_editable(evqa_campaign, evqa_people):
     attach(evqa_campaign, names=("easyvqa-text-only",))
-    Campaign.objects.filter(pk=evqa_campaign.pk).update(editable_modalities=["image"])
+    campaign_update(campaign=evqa_campaign, editable_modalities=["image"])
     a = lease(evqa_campaign, evqa_people["shown"])
     r = client_for(evqa_people["shown"]).post(
         URL, {"assignment": a.pk, "modality": "text", "value": "x"}, format="json"
@@ -195,7 +195,7 @@ def test_modality_not_editable(evqa_campaign, evqa_people):
 
 def test_inactive_or_validate_assignments_are_refused(evqa_campaign, evqa_people):
     attach(evqa_campaign, names=("easyvqa-text-only",))
-    a = lease(evqa_campaign, evqa_people["shown"], status=Assignment.Status.SUBMITTED)
+    a = lease(evqa_campaign, evqa_people["shown"], skipped=True)
     r = client_for(evqa_people["shown"]).post(
         URL, {"assignment": a.pk, "modality": "text", "value": "x"}, format="json"
     )
@@ -204,7 +204,7 @@ def test_inactive_or_validate_assignments_are_refused(evqa_campaign, evqa_people
 
 def test_cap_per_assignment(evqa_campaign, evqa_people):
     attach(evqa_campaign, names=("easyvqa-text-only",))
-    Campaign.objects.filter(pk=evqa_campaign.pk).update(score_cap_per_assignment=2)
+    campaign_update(campaign=evqa_campaign, score_cap_per_assignment=2)
     a = lease(evqa_campaign, evqa_people["shown"])
     api = client_for(evqa_people["shown"])
     codes = [
@@ -275,7 +275,7 @@ def test_concurrent_drafts_get_distinct_seqs_and_respect_the_cap(evqa_campaign, 
     from django.db import connection
 
     attach(evqa_campaign, names=("easyvqa-text-only",))
-    Campaign.objects.filter(pk=evqa_campaign.pk).update(score_cap_per_assignment=6)
+    campaign_update(campaign=evqa_campaign, score_cap_per_assignment=6)
     a = lease(evqa_campaign, evqa_people["shown"])
 
     def post(i: int) -> tuple[int, int | None]:
