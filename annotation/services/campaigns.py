@@ -205,7 +205,8 @@ def _arm_for(campaign: Campaign, user_id: int) -> str:
     """The arm stored at invitation, whatever the campaign's policy now (it may become
     randomised later): a person keeps one arm across their roles; a newcomer goes to the
     less filled arm among the working members (policy.invitation_arm). Which arm applies
-    is policy.effective_arm's to say."""
+    is policy.effective_arm's to say. Two invitations at the same instant may both see the
+    same counts: the imbalance stays within the number of simultaneous invitations."""
     rows = list(Membership.objects.filter(campaign=campaign).values_list("user_id", "role", "arm"))
     own = [arm for uid, _, arm in rows if uid == user_id]
     if own:
