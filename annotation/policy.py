@@ -5,8 +5,9 @@ row with SKIP LOCKED); these functions are the reference the services are tested
 and what a command or benchmark uses to reason about a pool without a database.
 
 Rules, in the order they apply to annotation leases:
-1. Eligible: the annotator has never held the example (any status: done, skipped, expired),
-   and the example still has a free slot, `completed + in_flight < redundancy`. An example
+1. Eligible: the annotator has never held the example (any status: done, skipped, expired)
+   nor been given one of its edits to validate (validation is blind to the original), and
+   the example still has a free slot, `completed + in_flight < redundancy`. An example
    whose slots are all taken by open leases is not leased again: handing it out anyway is
    exactly the over-assignment this engine exists to prevent; the slot comes back when a
    lease is submitted, skipped or expires.

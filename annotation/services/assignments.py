@@ -213,9 +213,11 @@ def _pick_pool_item(
     # NOT IN over this person's examples: PostgreSQL hashes the subquery once per statement,
     # whatever its statistics say (a correlated NOT EXISTS turned into a per-row rescan of
     # the campaign's assignments while a fresh campaign's statistics were stale: 30x slower).
-    held = Assignment.objects.filter(
-        campaign_id=campaign.pk, annotator_id=annotator.pk, kind=ANNOTATE
-    ).values("example_id")
+    # Any kind: a validation lease's example_id is the original of the edit, and someone who
+    # validates an edit must not see its original (policy.validation_order, the other half).
+    held = Assignment.objects.filter(campaign_id=campaign.pk, annotator_id=annotator.pk).values(
+        "example_id"
+    )
     pool = CampaignExample.objects.filter(campaign_id=campaign.pk)
     partly = (
         pool.filter(
@@ -330,9 +332,9 @@ def _room_left(*, campaign: Campaign, annotator: Any) -> bool:
             WHERE ce.campaign_id = %s AND ce.completed + ce.in_flight < %s
               AND ce.example_id NOT IN (
                 SELECT a.example_id FROM {asg} a
-                WHERE a.campaign_id = %s AND a.annotator_id = %s AND a.kind = %s))"""
+                WHERE a.campaign_id = %s AND a.annotator_id = %s))"""
     with connection.cursor() as cursor:
-        cursor.execute(sql, [campaign.pk, campaign.redundancy, campaign.pk, annotator.pk, ANNOTATE])
+        cursor.execute(sql, [campaign.pk, campaign.redundancy, campaign.pk, annotator.pk])
         return bool(cursor.fetchone()[0])
 
 
@@ -358,7 +360,7 @@ def _lease_annotation_pg_once(
                     WHERE ce.campaign_id = %s AND {condition} {gold_sql}
                       AND ce.example_id NOT IN (
                         SELECT a.example_id FROM {asg} a
-                        WHERE a.campaign_id = %s AND a.annotator_id = %s AND a.kind = %s)
+                        WHERE a.campaign_id = %s AND a.annotator_id = %s)
                     ORDER BY ce.rank, ce.id LIMIT 1
                     FOR UPDATE OF ce SKIP LOCKED
                 ), bumped AS (
@@ -371,7 +373,7 @@ def _lease_annotation_pg_once(
                      AND d.kind = %s AND d.status = %s)
                 FROM created CROSS JOIN picked JOIN {ex} e ON e.id = picked.example_id"""
             params = [
-                campaign.pk, *tier_params, *gold_params, campaign.pk, annotator.pk, ANNOTATE,
+                campaign.pk, *tier_params, *gold_params, campaign.pk, annotator.pk,
                 *insert_params,
                 campaign.pk, annotator.pk, ANNOTATE, SUBMITTED,
             ]  # fmt: skip

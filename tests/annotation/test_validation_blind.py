@@ -142,3 +142,20 @@ def test_validators_short_is_the_rule() -> None:
         )
         == 0
     )
+
+
+def test_someone_validating_an_edit_is_never_given_its_original() -> None:
+    campaign = text_campaign(2, redundancy=3)
+    author, other = add_annotators(campaign, 2)
+    task = annotate(author, campaign)
+    assert lease(other, campaign, "validate").status_code == 200  # holds the edit, blind
+    r = lease(other, campaign, "annotate")
+    assert r.status_code == 200
+    assert r.json()["example"]["id"] != task["example"]["id"]  # the other example, not the original
+    r = client_for(other).post(
+        f"/api/v1/assignments/{r.json()['assignment']['id']}/submit/",
+        annotate_body(r.json(), label="no", target="yes"),
+        format="json",
+    )
+    assert r.status_code == 201
+    assert lease(other, campaign, "annotate").status_code == 204
