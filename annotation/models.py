@@ -147,6 +147,9 @@ class Campaign(models.Model):
     # Per-question switches and wording overrides for the reliance questions of DESIGN §4.
     questions = models.JSONField(default=dict, blank=True)
     seed = models.IntegerField(default=0)
+    # Keys gold placement with the seed (policy.is_gold_item, policy.want_gold) so the seed,
+    # which managers pick and share, does not reveal the gold; set at creation, never shown.
+    gold_secret = models.CharField(max_length=64, blank=True, default="")
     model_versions = models.ManyToManyField(
         "models_bridge.ModelVersion", blank=True, related_name="campaigns"
     )

@@ -5,8 +5,9 @@ row with SKIP LOCKED); these functions are the reference the services are tested
 and what a command or benchmark uses to reason about a pool without a database.
 
 Rules, in the order they apply to annotation leases:
-1. Eligible: the annotator has never held the example (any status: done, skipped, expired),
-   and the example still has a free slot, `completed + in_flight < redundancy`. An example
+1. Eligible: the annotator has never held the example (any status: done, skipped, expired)
+   nor been given one of its edits to validate (validation is blind to the original), and
+   the example still has a free slot, `completed + in_flight < redundancy`. An example
    whose slots are all taken by open leases is not leased again: handing it out anyway is
    exactly the over-assignment this engine exists to prevent; the slot comes back when a
    lease is submitted, skipped or expires.
@@ -20,6 +21,7 @@ Rules, in the order they apply to annotation leases:
 from __future__ import annotations
 
 import hashlib
+import hmac
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -66,14 +68,31 @@ def order_pool(
     return sorted(eligible, key=lambda i: lease_sort_key(i, want_gold=want_gold))
 
 
-def _phase(seed: int, annotator_id: int) -> float:
-    """A per-annotator offset in [0, 1), stable for (campaign seed, annotator), so gold checks
-    do not land at the same position in everybody's sequence."""
-    digest = hashlib.sha256(f"gold:{seed}:{annotator_id}".encode()).digest()
+def _gold_digest(*, secret: str, seed: int, what: str) -> bytes:
+    """Keyed with the campaign's secret: the seed alone (which managers choose and may share)
+    must not let anyone work out which items are gold or when a gold check comes."""
+    return hmac.new(secret.encode(), f"gold:{seed}:{what}".encode(), hashlib.sha256).digest()
+
+
+def _phase(*, seed: int, secret: str, annotator_id: int) -> float:
+    """A per-annotator offset in [0, 1), stable for (campaign seed, secret, annotator), so gold
+    checks do not land at the same position in everybody's sequence."""
+    digest = _gold_digest(secret=secret, seed=seed, what=f"phase:{annotator_id}")
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
-def want_gold(*, gold_rate: float, seed: int, annotator_id: int, tasks_so_far: int) -> bool | None:
+def is_gold_item(*, seed: int, secret: str, example_id: int, gold_fraction: float) -> bool:
+    """Whether an example added to a campaign pool with `gold_fraction` becomes a gold item.
+    Independent per example (adding examples in another order or batch changes nothing)."""
+    if gold_fraction <= 0:
+        return False
+    digest = _gold_digest(secret=secret, seed=seed, what=f"item:{example_id}")
+    return int.from_bytes(digest[:8], "big") / 2**64 < gold_fraction
+
+
+def want_gold(
+    *, gold_rate: float, seed: int, secret: str, annotator_id: int, tasks_so_far: int
+) -> bool | None:
     """Whether the annotator's next annotation lease (0-based position `tasks_so_far` in
     their sequence) should be a gold check. None when the rate is 0 (no gold mixing).
 
@@ -83,7 +102,7 @@ def want_gold(*, gold_rate: float, seed: int, annotator_id: int, tasks_so_far: i
         return None
     if gold_rate >= 1:
         return True
-    phi = _phase(seed, annotator_id)
+    phi = _phase(seed=seed, secret=secret, annotator_id=annotator_id)
     n = tasks_so_far
     return math.floor((n + 1) * gold_rate + phi) > math.floor(n * gold_rate + phi)
 
@@ -96,6 +115,7 @@ class EditCandidate:
     author_id: int
     validations_count: int
     active_leases: int = 0
+    example_id: int = 0
 
 
 def validation_order(
@@ -104,16 +124,21 @@ def validation_order(
     validator_id: int,
     validations_required: int,
     held_edit_ids: Iterable[int] = (),
+    seen_example_ids: Iterable[int] = (),
 ) -> list[EditCandidate]:
-    """Edits this validator may be given, in order: never their own edit, never one they
-    already held, only edits with a free validation slot (`validations_count + active
-    leases < validations_required`); closest to complete first, then oldest, so edits reach
-    a verdict instead of all sitting half-validated."""
+    """Edits this validator may be given, in order. Blindness: never an edit of an example
+    they were ever given to annotate (`seen_example_ids`, which covers the edit's author and
+    everyone else who labelled the original), never their own edit, never one they already
+    held; only edits with a free validation slot (`validations_count + active leases <
+    validations_required`). Closest to complete first, then oldest, so edits reach a
+    verdict instead of all sitting half-validated."""
     held = set(held_edit_ids)
+    seen = set(seen_example_ids)
     eligible = [
         e
         for e in edits
         if e.author_id != validator_id
+        and e.example_id not in seen
         and e.id not in held
         and e.validations_count + e.active_leases < validations_required
     ]
@@ -147,3 +172,45 @@ def quota_cell(
         return None
     order = {cell: i for i, cell in enumerate(cells)}
     return min(cells, key=lambda c: (filled.get(c, 0), order[c]))
+
+
+def validators_short(
+    *, annotators: int, validator_eligible: int, redundancy: int, validations_required: int
+) -> int:
+    """How many validators an edit will lack, at worst, given the team (0: enough).
+
+    Every example is labelled by min(redundancy, annotators) distinct annotators (its edits'
+    authors among them), and none of them may validate its edits (validation is blind), so
+    an edit can be validated by at most `validator_eligible - min(redundancy, annotators)`
+    people, where `validator_eligible` counts the distinct members with the annotator or
+    validator role. It needs `validations_required` of them."""
+    blocked = min(redundancy, annotators)
+    return max(0, validations_required - (validator_eligible - blocked))
+
+
+SHOWN = "shown"
+HIDDEN = "hidden"
+RANDOMISED = "randomised"
+
+
+def effective_arm(*, campaign_policy: str, member_arm: str | None) -> str:
+    """The feedback arm a person is in, "shown" or "hidden": the one rule every path (task
+    payload, live scoring, the "me" view) applies. The campaign's policy decides when it is
+    shown or hidden for everyone; a randomised campaign uses the arm stored on the person's
+    membership at invitation (`invitation_arm`). Someone without a working membership (staff
+    looking in) sees feedback."""
+    if campaign_policy == SHOWN:
+        return SHOWN
+    if campaign_policy == HIDDEN:
+        return HIDDEN
+    return HIDDEN if member_arm == HIDDEN else SHOWN
+
+
+def invitation_arm(*, seed: int, campaign_id: int, user_id: int, shown: int, hidden: int) -> str:
+    """The arm stored on a new member's membership (used when the campaign is, or becomes,
+    randomised): the less filled arm, so the arms stay balanced (within one person); on a tie
+    a coin seeded per campaign and person, so the order of invitation does not decide."""
+    if shown != hidden:
+        return SHOWN if shown < hidden else HIDDEN
+    digest = hashlib.sha256(f"arm:{seed}:{campaign_id}:{user_id}".encode()).digest()
+    return SHOWN if digest[0] % 2 == 0 else HIDDEN

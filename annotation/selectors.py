@@ -11,8 +11,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Count
+from django.db.models import Count, QuerySet
 
+from annotation import policy
 from annotation.minimality import median_absolute_deviation
 from annotation.models import (
     Assignment,
@@ -35,34 +36,71 @@ class MemberContext:
     arm: str  # the caller's feedback arm: "shown" | "hidden"
 
 
+# Whose stored arm counts when a person holds several roles (they share one since
+# services.campaigns._arm_for; older rows may not): the working membership first.
+_ARM_ROLE_ORDER = (Membership.Role.ANNOTATOR, Membership.Role.VALIDATOR, Membership.Role.MANAGER)
+
+
+def _member_arm(rows: list[tuple[str, str]]) -> str | None:
+    arms = dict(rows)
+    return next((str(arms[r]) for r in _ARM_ROLE_ORDER if r in arms), None)
+
+
 def member_context(*, campaign: Campaign, user: Any) -> MemberContext:
     rows = list(
         Membership.objects.filter(campaign=campaign, user_id=user.pk).values_list("role", "arm")
     )
-    roles = frozenset(r for r, _ in rows)
-    arm: str
-    if campaign.feedback_arm == Campaign.FeedbackArm.HIDDEN:
-        arm = Membership.Arm.HIDDEN
-    elif campaign.feedback_arm == Campaign.FeedbackArm.SHOWN:
-        arm = Membership.Arm.SHOWN
-    else:
-        # Randomised: the arm fixed at invitation, on the working (annotator) membership.
-        arms = dict(rows)
-        arm = (
-            arms.get(Membership.Role.ANNOTATOR)
-            or arms.get(Membership.Role.VALIDATOR)
-            or Membership.Arm.SHOWN
+    arm = policy.effective_arm(campaign_policy=campaign.feedback_arm, member_arm=_member_arm(rows))
+    return MemberContext(roles=frozenset(r for r, _ in rows), arm=arm)
+
+
+def feedback_for(*, campaign: Campaign, user_id: int | None) -> str:
+    """The person's feedback arm (policy.effective_arm); reads the memberships only when the
+    campaign is randomised."""
+    if campaign.feedback_arm != Campaign.FeedbackArm.RANDOMISED:
+        return policy.effective_arm(campaign_policy=campaign.feedback_arm, member_arm=None)
+    rows = list(
+        Membership.objects.filter(campaign_id=campaign.pk, user_id=user_id or 0).values_list(
+            "role", "arm"
         )
-    return MemberContext(roles=roles, arm=str(arm))
+    )
+    return policy.effective_arm(campaign_policy=campaign.feedback_arm, member_arm=_member_arm(rows))
 
 
-def feedback_for(*, campaign: Campaign, user: Any) -> str:
-    """The caller's feedback arm; reads the membership only for randomised campaigns."""
-    if campaign.feedback_arm == Campaign.FeedbackArm.HIDDEN:
-        return str(Membership.Arm.HIDDEN)
-    if campaign.feedback_arm == Campaign.FeedbackArm.SHOWN:
-        return str(Membership.Arm.SHOWN)
-    return member_context(campaign=campaign, user=user).arm
+def campaign_warnings(
+    *, campaign: Campaign, annotators: int, validator_eligible: int
+) -> list[dict[str, Any]]:
+    """Setup problems a manager should see. `annotators`: distinct members with the annotator
+    role; `validator_eligible`: distinct members with the annotator or validator role."""
+    warnings: list[dict[str, Any]] = []
+    if campaign.task_validation and campaign.task_counterfactual:
+        short = policy.validators_short(
+            annotators=annotators,
+            validator_eligible=validator_eligible,
+            redundancy=campaign.redundancy,
+            validations_required=campaign.validations_required,
+        )
+        if short:
+            warnings.append(
+                {
+                    "code": "team_too_small_for_validation",
+                    "message": (
+                        f"an edit needs {campaign.validations_required} validators who never "
+                        f"saw its original, but each example is labelled by "
+                        f"{min(campaign.redundancy, annotators)} of the "
+                        f"{validator_eligible} annotators and validators: invite {short} more "
+                        f"validator(s) or lower validations_required"
+                    ),
+                    "details": {
+                        "validations_required": campaign.validations_required,
+                        "redundancy": campaign.redundancy,
+                        "annotators": annotators,
+                        "validator_eligible": validator_eligible,
+                        "short_by": short,
+                    },
+                }
+            )
+    return warnings
 
 
 def campaign_block(campaign: Campaign, *, feedback: str) -> dict[str, Any]:
@@ -166,19 +204,31 @@ def progress(*, campaign: Campaign, user: Any, kind: str) -> dict[str, int]:
     }
 
 
-def validations_available(*, campaign: Campaign, user: Any) -> int:
-    """Edits this person could be given to validate now (ignoring other people's open leases)."""
-    if not campaign.task_validation:
-        return 0
-    held = Assignment.objects.filter(kind=VALIDATE, annotator_id=user.pk).values("edit_id")
+def validatable_edits(*, campaign: Campaign, validator_id: int) -> QuerySet[CounterfactualEdit]:
+    """The edits of the campaign this person may validate, by the blindness rule (the SQL of
+    policy.validation_order, which the validation lease and the progress counts share):
+    never an edit of an example they were ever given to annotate (any status: a lease shows
+    the original, so its author and everyone else who labelled it are out), never one they
+    already held, and only while it needs validations."""
+    held = Assignment.objects.filter(kind=VALIDATE, annotator_id=validator_id).values("edit_id")
+    seen = Assignment.objects.filter(
+        campaign_id=campaign.pk, annotator_id=validator_id, kind=ANNOTATE
+    ).values("example_id")
     return (
         CounterfactualEdit.objects.filter(
             campaign_id=campaign.pk, validations_count__lt=campaign.validations_required
         )
-        .exclude(author_id=user.pk)
+        .exclude(author_id=validator_id)
+        .exclude(example_id__in=seen)
         .exclude(pk__in=held)
-        .count()
     )
+
+
+def validations_available(*, campaign: Campaign, user: Any) -> int:
+    """Edits this person could be given to validate now (ignoring other people's open leases)."""
+    if not campaign.task_validation:
+        return 0
+    return validatable_edits(campaign=campaign, validator_id=user.pk).count()
 
 
 def task_payload(
@@ -188,12 +238,18 @@ def task_payload(
     example and (validate) edit loaded, and belongs to the caller."""
     campaign = assignment.campaign
     dataset = campaign.dataset
+    example: dict[str, Any]
     if assignment.kind == VALIDATE:
         edit = assignment.edit
-        values = values_payload(edit.edited_values if edit else {}, dataset)
+        # Blind: the edited values alone; not even the original's id, which would let a
+        # validator look the original up.
+        example = {"values": values_payload(edit.edited_values if edit else {}, dataset)}
         counterfactual = {"modality": "", "target_label": ""}
     else:
-        values = values_payload(assignment.example.values, dataset)
+        example = {
+            "id": assignment.example_id,
+            "values": values_payload(assignment.example.values, dataset),
+        }
         counterfactual = {
             "modality": assignment.cf_modality,
             "target_label": assignment.cf_target_label,
@@ -207,7 +263,7 @@ def task_payload(
             "expires_at": assignment.expires_at.isoformat(),
         },
         "campaign": campaign_block(campaign, feedback=feedback),
-        "example": {"id": assignment.example_id, "values": values},
+        "example": example,
         "counterfactual": counterfactual,
         "draft": assignment.draft or {},
         "draft_updated_at": assignment.draft_updated_at.isoformat()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from typing import Any
 
 import factory
 from django.contrib.auth import get_user_model
@@ -10,6 +11,7 @@ from PIL import Image
 
 from annotation.models import Campaign, CampaignExample, Dataset, Example, Membership
 from annotation.schema import content_hash
+from annotation.services.campaigns import campaign_create, membership_add
 from annotation.services.media import example_media_index, media_store_bytes
 
 
@@ -72,6 +74,9 @@ class ExampleFactory(factory.django.DjangoModelFactory):
 
 
 class CampaignFactory(factory.django.DjangoModelFactory):
+    """Through campaign_create, so a test campaign is one the service can make (its settings
+    checked, its gold secret drawn)."""
+
     class Meta:
         model = Campaign
 
@@ -80,6 +85,10 @@ class CampaignFactory(factory.django.DjangoModelFactory):
     status = Campaign.Status.ACTIVE
     editable_modalities = factory.LazyFunction(lambda: ["image", "text"])
     edit_budgets = factory.LazyFunction(lambda: {"image": 0.25, "text": 0.5})
+
+    @classmethod
+    def _create(cls, model_class: Any, *args: Any, **kwargs: Any) -> Campaign:
+        return campaign_create(**kwargs)
 
 
 class CampaignExampleFactory(factory.django.DjangoModelFactory):
@@ -92,9 +101,15 @@ class CampaignExampleFactory(factory.django.DjangoModelFactory):
 
 
 class MembershipFactory(factory.django.DjangoModelFactory):
+    """Through membership_add, so the arm is the one drawn at invitation."""
+
     class Meta:
         model = Membership
 
     campaign = factory.SubFactory(CampaignFactory)
     user = factory.SubFactory(UserFactory)
     role = Membership.Role.ANNOTATOR
+
+    @classmethod
+    def _create(cls, model_class: Any, *args: Any, **kwargs: Any) -> Membership:
+        return membership_add(**kwargs)

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Count
+from django.db.models import Count, Exists, OuterRef, Subquery, Value
+from django.db.models.functions import Coalesce
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -14,6 +15,7 @@ from annotation.access import (
     campaigns_visible_to,
     can_manage_anything,
     dataset_for_user,
+    is_staff,
     membership_grant_check,
 )
 from annotation.api.serializers import (
@@ -36,6 +38,21 @@ from counterpoint.errors import Forbidden, NotFound
 MANAGER = [Membership.Role.MANAGER]
 
 
+def _team_size(roles: list[str]) -> Any:
+    """Distinct members holding one of `roles`, as a subquery (no join that would multiply
+    the pool rows counted beside it)."""
+    return Coalesce(
+        Subquery(
+            Membership.objects.filter(campaign_id=OuterRef("pk"), role__in=roles)
+            .order_by()
+            .values("campaign_id")
+            .annotate(n=Count("user_id", distinct=True))
+            .values("n")[:1]
+        ),
+        0,
+    )
+
+
 class CampaignViewSet(
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
@@ -45,11 +62,28 @@ class CampaignViewSet(
     serializer_class = CampaignSerializer
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
+        user = self.request.user
+        manages = (
+            Value(True)
+            if is_staff(user)
+            else Exists(
+                Membership.objects.filter(
+                    campaign_id=OuterRef("pk"), user_id=user.pk, role=Membership.Role.MANAGER
+                )
+            )
+        )
         return (
-            campaigns_visible_to(user=self.request.user)
+            campaigns_visible_to(user=user)
             .select_related("dataset")
             .prefetch_related("model_versions")
-            .annotate(pool_size=Count("items", distinct=True))
+            .annotate(
+                pool_size=Count("items", distinct=True),
+                viewer_manages=manages,
+                team_annotators=_team_size([Membership.Role.ANNOTATOR]),
+                team_validator_eligible=_team_size(
+                    [Membership.Role.ANNOTATOR, Membership.Role.VALIDATOR]
+                ),
+            )
             .order_by("id")
         )
 

@@ -4,7 +4,9 @@ from typing import Any
 
 from rest_framework import serializers
 
+from annotation import policy
 from annotation.models import Campaign, Dataset, Example, Membership
+from annotation.selectors import campaign_warnings
 from annotation.services.campaigns import SETTABLE_FIELDS
 
 
@@ -56,12 +58,39 @@ class ExampleSerializer(serializers.ModelSerializer):
         return _example_values(obj, self.context["dataset"])
 
 
+# What gold placement is derived from (with the secret, which is never serialized): an
+# annotator who knew them could tell gold checks from real work.
+MANAGER_ONLY_FIELDS = ("seed", "gold_rate", "warnings")
+
+
 class CampaignSerializer(serializers.ModelSerializer):
+    """Precondition for the manager-only fields: the instance carries `viewer_manages` (and
+    `team_annotators`, `team_validator_eligible` for the warnings), as the campaign viewset's
+    queryset annotates; without them the viewer is treated as an annotator."""
+
     dataset_name = serializers.CharField(source="dataset.name", read_only=True)
     model_ids: serializers.PrimaryKeyRelatedField = serializers.PrimaryKeyRelatedField(
         source="model_versions", many=True, read_only=True
     )
     pool_size = serializers.IntegerField(read_only=True, required=False)
+    warnings = serializers.SerializerMethodField(
+        help_text="for managers: problems with the campaign's setup, e.g. "
+        '{"code": "team_too_small_for_validation", "message": ..., "details": {...}}'
+    )
+
+    def get_warnings(self, obj: Campaign) -> list[dict[str, Any]]:
+        return campaign_warnings(
+            campaign=obj,
+            annotators=getattr(obj, "team_annotators", 0) or 0,
+            validator_eligible=getattr(obj, "team_validator_eligible", 0) or 0,
+        )
+
+    def to_representation(self, instance: Campaign) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        if not getattr(instance, "viewer_manages", False):
+            for field in MANAGER_ONLY_FIELDS:
+                data.pop(field, None)
+        return dict(data)
 
     class Meta:
         model = Campaign
@@ -73,9 +102,23 @@ class CampaignSerializer(serializers.ModelSerializer):
             *SETTABLE_FIELDS,
             "model_ids",
             "pool_size",
+            "warnings",
             "created_at",
         ]
-        read_only_fields = ["id", "dataset_name", "model_ids", "pool_size", "created_at"]
+        read_only_fields = [
+            "id",
+            "dataset_name",
+            "model_ids",
+            "pool_size",
+            "warnings",
+            "created_at",
+        ]
+        extra_kwargs = {
+            "validations_required": {
+                "help_text": "how many distinct validators an edit needs; none of them may have "
+                "been given its original to annotate (see warnings for a team too small)"
+            }
+        }
 
 
 class CampaignWriteSerializer(serializers.ModelSerializer):
@@ -98,6 +141,13 @@ class CampaignExamplesAddSerializer(serializers.Serializer):
 
 class MembershipSerializer(serializers.ModelSerializer):
     username = serializers.CharField(source="user.username", read_only=True)
+    arm = serializers.SerializerMethodField(
+        help_text="the feedback arm that applies to this person now (the campaign's policy, "
+        "or for a randomised campaign the arm drawn at invitation)"
+    )
+
+    def get_arm(self, obj: Membership) -> str:
+        return policy.effective_arm(campaign_policy=obj.campaign.feedback_arm, member_arm=obj.arm)
 
     class Meta:
         model = Membership

@@ -111,7 +111,7 @@ class LeaseView(APIView):
         )
         if result.assignment is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
-        feedback = feedback_for(campaign=campaign, user=request.user)
+        feedback = feedback_for(campaign=campaign, user_id=request.user.pk)
         return Response(
             task_payload(assignment=result.assignment, feedback=feedback, done=result.done)
         )
@@ -141,7 +141,7 @@ class TaskView(APIView):
         assignment = assignment_for_user(
             user=request.user, assignment_id=assignment_id, with_draft=True
         )
-        feedback = feedback_for(campaign=assignment.campaign, user=request.user)
+        feedback = feedback_for(campaign=assignment.campaign, user_id=request.user.pk)
         return Response(task_payload(assignment=assignment, feedback=feedback))
 
 

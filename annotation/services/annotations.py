@@ -85,6 +85,14 @@ def _as_int(value: Any) -> int | None:
     return None
 
 
+def time_spent(*, reported_ms: int, leased_at: datetime, now: datetime) -> int:
+    """The time_spent_ms stored with an annotation: what the page counted over all its loads
+    (it resumes its clock from the autosaved draft), but never more than the lease has
+    existed, since nobody worked on the task before it was handed out."""
+    lease_age_ms = max(0, int((now - leased_at).total_seconds() * 1000))
+    return max(0, min(reported_ms, lease_age_ms, 2**31 - 1))
+
+
 def _clean_confidence(value: Any) -> int | None:
     if value is None or value == "":
         return None
@@ -302,12 +310,11 @@ def annotation_submit(
         )
     rel, rel_modality = _clean_reliance(reliance, reliance_modality, list(kinds))
     clean_evidence = _clean_evidence(evidence, example, kinds, _image_size_lookup(example, kinds))
-    spent = _as_int(time_spent_ms) if time_spent_ms not in (None, "") else 0
-    if spent is None or spent < 0:
+    reported = _as_int(time_spent_ms) if time_spent_ms not in (None, "") else 0
+    if reported is None or reported < 0:
         raise ValidationFailed(
             "time_spent_ms must be a whole number ≥ 0", code="time_spent_invalid"
         )
-    spent = min(spent, 2**31 - 1)
 
     checked: CheckedEdit | None = None
     if counterfactual is None:
@@ -328,6 +335,7 @@ def annotation_submit(
         counterfactual_store_media(checked=checked)
 
     now = now or timezone.now()
+    spent = time_spent(reported_ms=reported, leased_at=assignment.leased_at, now=now)
     fields = {
         "campaign_id": campaign.pk,
         "example_id": example.pk,

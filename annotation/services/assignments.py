@@ -40,6 +40,7 @@ from annotation.models import (
     Example,
     Membership,
 )
+from annotation.selectors import validatable_edits
 from counterpoint.errors import Conflict, Forbidden, ValidationFailed
 
 ACTIVE = Assignment.Status.ACTIVE
@@ -213,9 +214,11 @@ def _pick_pool_item(
     # NOT IN over this person's examples: PostgreSQL hashes the subquery once per statement,
     # whatever its statistics say (a correlated NOT EXISTS turned into a per-row rescan of
     # the campaign's assignments while a fresh campaign's statistics were stale: 30x slower).
-    held = Assignment.objects.filter(
-        campaign_id=campaign.pk, annotator_id=annotator.pk, kind=ANNOTATE
-    ).values("example_id")
+    # Any kind: a validation lease's example_id is the original of the edit, and someone who
+    # validates an edit must not see its original (policy.validation_order, the other half).
+    held = Assignment.objects.filter(campaign_id=campaign.pk, annotator_id=annotator.pk).values(
+        "example_id"
+    )
     pool = CampaignExample.objects.filter(campaign_id=campaign.pk)
     partly = (
         pool.filter(
@@ -330,9 +333,9 @@ def _room_left(*, campaign: Campaign, annotator: Any) -> bool:
             WHERE ce.campaign_id = %s AND ce.completed + ce.in_flight < %s
               AND ce.example_id NOT IN (
                 SELECT a.example_id FROM {asg} a
-                WHERE a.campaign_id = %s AND a.annotator_id = %s AND a.kind = %s))"""
+                WHERE a.campaign_id = %s AND a.annotator_id = %s))"""
     with connection.cursor() as cursor:
-        cursor.execute(sql, [campaign.pk, campaign.redundancy, campaign.pk, annotator.pk, ANNOTATE])
+        cursor.execute(sql, [campaign.pk, campaign.redundancy, campaign.pk, annotator.pk])
         return bool(cursor.fetchone()[0])
 
 
@@ -358,7 +361,7 @@ def _lease_annotation_pg_once(
                     WHERE ce.campaign_id = %s AND {condition} {gold_sql}
                       AND ce.example_id NOT IN (
                         SELECT a.example_id FROM {asg} a
-                        WHERE a.campaign_id = %s AND a.annotator_id = %s AND a.kind = %s)
+                        WHERE a.campaign_id = %s AND a.annotator_id = %s)
                     ORDER BY ce.rank, ce.id LIMIT 1
                     FOR UPDATE OF ce SKIP LOCKED
                 ), bumped AS (
@@ -371,7 +374,7 @@ def _lease_annotation_pg_once(
                      AND d.kind = %s AND d.status = %s)
                 FROM created CROSS JOIN picked JOIN {ex} e ON e.id = picked.example_id"""
             params = [
-                campaign.pk, *tier_params, *gold_params, campaign.pk, annotator.pk, ANNOTATE,
+                campaign.pk, *tier_params, *gold_params, campaign.pk, annotator.pk,
                 *insert_params,
                 campaign.pk, annotator.pk, ANNOTATE, SUBMITTED,
             ]  # fmt: skip
@@ -403,6 +406,7 @@ def _lease_annotation(
         gold = policy.want_gold(
             gold_rate=campaign.gold_rate,
             seed=campaign.seed,
+            secret=campaign.gold_secret,
             annotator_id=annotator.pk,
             tasks_so_far=_tasks_so_far(campaign=campaign, annotator=annotator),
         )
@@ -447,14 +451,8 @@ def _lease_annotation(
 def _lease_validation(*, campaign: Campaign, annotator: Any, now: datetime) -> Assignment | None:
     if not campaign.task_validation:
         return None
-    held = Assignment.objects.filter(kind=VALIDATE, annotator_id=annotator.pk).values("edit_id")
-    base = (
-        CounterfactualEdit.objects.filter(
-            campaign_id=campaign.pk, validations_count__lt=campaign.validations_required
-        )
-        .exclude(author_id=annotator.pk)
-        .exclude(pk__in=held)
-        .order_by("-validations_count", "id")
+    base = validatable_edits(campaign=campaign, validator_id=annotator.pk).order_by(
+        "-validations_count", "id"
     )
     seen: list[int] = []
     with transaction.atomic():
@@ -487,9 +485,13 @@ def _lease_validation(*, campaign: Campaign, annotator: Any, now: datetime) -> A
             )
             candidates = [
                 policy.EditCandidate(
-                    id=i, author_id=a, validations_count=c, active_leases=active.get(i, 0)
+                    id=i,
+                    author_id=a,
+                    validations_count=c,
+                    active_leases=active.get(i, 0),
+                    example_id=e,
                 )
-                for i, a, c, _ in batch
+                for i, a, c, e in batch
             ]
             ordered = policy.validation_order(
                 candidates,

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
 import random
+import secrets
 from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 
+from annotation import policy
 from annotation.models import Campaign, CampaignExample, Dataset, Example, Membership
 from counterpoint.errors import Conflict, ValidationFailed
 
@@ -85,6 +86,10 @@ def _check_settings(dataset: Dataset, values: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
+def new_gold_secret() -> str:
+    return secrets.token_hex(32)
+
+
 def campaign_create(
     *, dataset: Dataset, name: str, created_by: Any = None, **fields: Any
 ) -> Campaign:
@@ -107,11 +112,18 @@ def campaign_create(
     try:
         with transaction.atomic():
             campaign = Campaign.objects.create(
-                dataset=dataset, name=name, created_by=created_by, **fields
+                dataset=dataset,
+                name=name,
+                created_by=created_by,
+                gold_secret=new_gold_secret(),
+                **fields,
             )
             if created_by is not None:
                 Membership.objects.create(
-                    campaign=campaign, user=created_by, role=Membership.Role.MANAGER
+                    campaign=campaign,
+                    user=created_by,
+                    role=Membership.Role.MANAGER,
+                    arm=_arm_for(campaign, created_by.pk),
                 )
     except IntegrityError:
         raise Conflict(
@@ -170,13 +182,18 @@ def campaign_add_examples(
         start = CampaignExample.objects.filter(campaign=campaign).count()
         order = list(range(start, start + len(fresh)))
         rng.shuffle(order)
-        gold_rng = random.Random(f"{campaign.seed}-gold")
         rows = [
             CampaignExample(
                 campaign=campaign,
                 example_id=i,
                 rank=rank,
-                is_gold=bool(label) and gold_fraction > 0 and gold_rng.random() < gold_fraction,
+                is_gold=bool(label)
+                and policy.is_gold_item(
+                    seed=campaign.seed,
+                    secret=campaign.gold_secret,
+                    example_id=i,
+                    gold_fraction=gold_fraction,
+                ),
             )
             for (i, label), rank in zip(fresh, order, strict=True)
         ]
@@ -185,13 +202,24 @@ def campaign_add_examples(
 
 
 def _arm_for(campaign: Campaign, user_id: int) -> str:
-    if campaign.feedback_arm == Campaign.FeedbackArm.HIDDEN:
-        return Membership.Arm.HIDDEN
-    if campaign.feedback_arm == Campaign.FeedbackArm.SHOWN:
-        return Membership.Arm.SHOWN
-    # Randomised per annotator, but stable: a hash of (campaign seed, campaign, user).
-    digest = hashlib.sha256(f"{campaign.seed}:{campaign.pk}:{user_id}".encode()).digest()
-    return Membership.Arm.SHOWN if digest[0] % 2 == 0 else Membership.Arm.HIDDEN
+    """The arm stored at invitation, whatever the campaign's policy now (it may become
+    randomised later): a person keeps one arm across their roles; a newcomer goes to the
+    less filled arm among the working members (policy.invitation_arm). Which arm applies
+    is policy.effective_arm's to say. Two invitations at the same instant may both see the
+    same counts: the imbalance stays within the number of simultaneous invitations."""
+    rows = list(Membership.objects.filter(campaign=campaign).values_list("user_id", "role", "arm"))
+    own = [arm for uid, _, arm in rows if uid == user_id]
+    if own:
+        return str(own[0])
+    working = {uid: arm for uid, role, arm in rows if role != Membership.Role.MANAGER}
+    arms = list(working.values())
+    return policy.invitation_arm(
+        seed=campaign.seed,
+        campaign_id=campaign.pk,
+        user_id=user_id,
+        shown=arms.count(Membership.Arm.SHOWN),
+        hidden=arms.count(Membership.Arm.HIDDEN),
+    )
 
 
 def membership_add(*, campaign: Campaign, user: Any, role: str) -> Membership:

@@ -21,8 +21,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from annotation.models import Assignment, Campaign, Media, Membership
+from annotation.models import Assignment, Campaign, Media
 from annotation.schema import content_hash, tabular_value_check, text_value_check
+from annotation.selectors import feedback_for
 from annotation.services.attempts import ScoreCapReached, attempt_record
 from annotation.services.media import check_image_bytes
 from counterpoint.errors import Conflict, ValidationFailed
@@ -45,17 +46,8 @@ _remote_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="live-remote
 
 
 def feedback_arm(*, assignment: Assignment) -> str:
-    """hidden when the campaign hides feedback or the person's membership is in the hidden
-    arm (fixed at invitation for randomised campaigns)."""
-    campaign = assignment.campaign
-    if campaign.feedback_arm == Campaign.FeedbackArm.HIDDEN:
-        return "hidden"
-    arms = set(
-        Membership.objects.filter(
-            campaign_id=campaign.pk, user_id=assignment.annotator_id
-        ).values_list("arm", flat=True)
-    )
-    return "hidden" if Membership.Arm.HIDDEN in arms else "shown"
+    """The annotator's arm, by the one rule (annotation.policy.effective_arm)."""
+    return feedback_for(campaign=assignment.campaign, user_id=assignment.annotator_id)
 
 
 def _draft_value(

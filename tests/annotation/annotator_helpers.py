@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import io
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from PIL import Image
@@ -17,9 +18,15 @@ from tests.factories import CampaignFactory, DatasetFactory, MembershipFactory, 
 
 
 def text_campaign(
-    n: int, *, redundancy: int = 3, labels: list[str] | None = None, **fields: Any
+    n: int,
+    *,
+    redundancy: int = 3,
+    labels: list[str] | None = None,
+    gold: Callable[[int], bool] | None = None,
+    **fields: Any,
 ) -> Campaign:
-    """A text-only campaign of `n` examples (fast to build: no media)."""
+    """A text-only campaign of `n` examples (fast to build: no media). `gold(i)`: whether
+    example i is a gold item (added to the pool as gold, through the service)."""
     dataset = DatasetFactory(
         modalities=[{"name": "text", "kind": "text"}], label_space=labels or ["yes", "no"]
     )
@@ -38,6 +45,15 @@ def text_campaign(
     fields.setdefault("editable_modalities", ["text"])
     fields.setdefault("edit_budgets", {"text": 0.5})
     campaign = CampaignFactory(dataset=dataset, redundancy=redundancy, **fields)
+    if gold is not None:
+        ids = list(
+            Example.objects.filter(dataset=dataset).order_by("id").values_list("id", flat=True)
+        )
+        campaign_add_examples(
+            campaign=campaign,
+            example_ids=[x for i, x in enumerate(ids) if gold(i)],
+            gold_fraction=1.0,
+        )
     campaign_add_examples(campaign=campaign)
     return campaign
 

@@ -64,7 +64,9 @@ def test_gold_preference_with_fallback_to_the_other_kind() -> None:
 def test_gold_checks_are_spread_at_the_rate(rate: float) -> None:
     for annotator in range(20):
         flags = [
-            policy.want_gold(gold_rate=rate, seed=7, annotator_id=annotator, tasks_so_far=n)
+            policy.want_gold(
+                gold_rate=rate, seed=7, secret="k", annotator_id=annotator, tasks_so_far=n
+            )
             for n in range(200)
         ]
         for n in range(1, 201):
@@ -73,24 +75,29 @@ def test_gold_checks_are_spread_at_the_rate(rate: float) -> None:
 
 
 def test_gold_rate_edges_and_phases_differ_between_annotators() -> None:
-    assert policy.want_gold(gold_rate=0.0, seed=1, annotator_id=1, tasks_so_far=0) is None
+    assert (
+        policy.want_gold(gold_rate=0.0, seed=1, secret="k", annotator_id=1, tasks_so_far=0) is None
+    )
     assert all(
-        policy.want_gold(gold_rate=1.0, seed=1, annotator_id=1, tasks_so_far=n) for n in range(10)
+        policy.want_gold(gold_rate=1.0, seed=1, secret="k", annotator_id=1, tasks_so_far=n)
+        for n in range(10)
     )
     first_gold = {
         a: next(
             n
             for n in range(100)
-            if policy.want_gold(gold_rate=0.1, seed=3, annotator_id=a, tasks_so_far=n)
+            if policy.want_gold(gold_rate=0.1, seed=3, secret="k", annotator_id=a, tasks_so_far=n)
         )
         for a in range(30)
     }
     assert len(set(first_gold.values())) > 1
     # Stable: the same inputs give the same answer.
     assert [
-        policy.want_gold(gold_rate=0.2, seed=3, annotator_id=5, tasks_so_far=n) for n in range(50)
+        policy.want_gold(gold_rate=0.2, seed=3, secret="k", annotator_id=5, tasks_so_far=n)
+        for n in range(50)
     ] == [
-        policy.want_gold(gold_rate=0.2, seed=3, annotator_id=5, tasks_so_far=n) for n in range(50)
+        policy.want_gold(gold_rate=0.2, seed=3, secret="k", annotator_id=5, tasks_so_far=n)
+        for n in range(50)
     ]
 
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from annotation.models import Assignment, Membership
-from annotation.services.attempts import attempt_record
+from annotation.models import Membership
 from tests.annotation.annotator_helpers import add_annotators, annotate_body, member, text_campaign
 from tests.conftest import client_for
 
@@ -19,14 +18,13 @@ def _work(campaign, annotators, validator):  # type: ignore[no-untyped-def]
         task = client.post(
             f"/api/v1/campaigns/{campaign.pk}/lease/", {"kind": "annotate"}, format="json"
         ).json()
-        attempt_record(
-            assignment=Assignment.objects.get(pk=task["assignment"]["id"]),
-            cap=10,
-            modality="text",
-            value="draft",
-            content_hash="0" * 64,
-            scores={},
+        # A scored draft, through live scoring (the campaign has no models: an empty score).
+        scored = client.post(
+            "/api/v1/score/",
+            {"assignment": task["assignment"]["id"], "modality": "text", "value": "draft"},
+            format="json",
         )
+        assert scored.status_code == 200, scored.content
         r = client.post(
             f"/api/v1/assignments/{task['assignment']['id']}/submit/",
             annotate_body(task),

@@ -25,7 +25,7 @@ from annotation.models import (
     Media,
 )
 from annotation.schema import content_hash
-from annotation.services.campaigns import campaign_add_examples
+from annotation.services.campaigns import campaign_add_examples, campaign_update
 from annotation.services.media import media_read
 from tests.annotation.annotator_helpers import (
     add_annotators,
@@ -383,7 +383,7 @@ def test_tabular_edit_fraction_and_mad_scaled_l1() -> None:
 
 
 def test_label_only_campaign_needs_no_edit(api, campaign, examples, annotator) -> None:  # type: ignore[no-untyped-def]
-    Campaign.objects.filter(pk=campaign.pk).update(task_counterfactual=False)
+    campaign_update(campaign=campaign, task_counterfactual=False)
     client = api(annotator)
     task = lease_task(client, campaign)
     r = post_submit(client, task, annotate_body(task, counterfactual=None))
@@ -395,17 +395,17 @@ def test_paused_campaign_still_takes_submissions_closed_does_not(
 ) -> None:  # type: ignore[no-untyped-def]
     client = api(annotator)
     task = lease_task(client, campaign)
-    Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.CLOSED)
+    campaign_update(campaign=campaign, status=Campaign.Status.CLOSED)
     r = post_submit(client, task, annotate_body(task))
     assert r.status_code == 409 and r.json()["error"]["code"] == "campaign_not_active"
-    Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.PAUSED)
+    campaign_update(campaign=campaign, status=Campaign.Status.PAUSED)
     assert post_submit(client, task, annotate_body(task)).status_code == 201
 
 
 def test_annotators_never_see_each_others_work(
     api, campaign, examples, annotator, annotator2
 ) -> None:  # type: ignore[no-untyped-def]
-    Campaign.objects.filter(pk=campaign.pk).update(redundancy=2)
+    campaign_update(campaign=campaign, redundancy=2)
     CampaignExample.objects.filter(campaign=campaign).exclude(
         pk=CampaignExample.objects.filter(campaign=campaign).first().pk
     ).delete()  # type: ignore[union-attr]

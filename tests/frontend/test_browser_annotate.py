@@ -9,6 +9,7 @@ import re
 from typing import Any
 
 import pytest
+from django.utils import timezone
 
 from annotation.minimality import image_minimality, text_minimality
 from annotation.models import Annotation, Attempt, CounterfactualEdit
@@ -305,3 +306,50 @@ def test_reload_mid_edit_restores_the_draft(page: Any, evqa: Any) -> None:
         == "true"
     )
     assert page.is_checked("#conf-2")
+
+
+SWITCH_TAB = """state => {
+    Object.defineProperty(document, "visibilityState", { configurable: true, get: () => state });
+    document.dispatchEvent(new Event("visibilitychange"));
+}"""
+
+
+def test_time_on_task_adds_up_over_a_reload(page: Any, evqa: Any) -> None:
+    """A task read for a while, left for another tab and back, reloaded and then submitted
+    stores the time before the reload too. Checked against what the server recorded (the lease's age), not a clock in the test."""
+    from annotation.models import Assignment
+
+    example = evqa.flip.example
+    labels = evqa.dataset.label_space
+    campaign = make_campaign(
+        evqa, examples=[example], name="Timing", task_counterfactual=False, task_rationale=False
+    )
+    ana = member(campaign, "ana", "annotator")
+    open_workspace(page, campaign, "ana")
+    choose_label_with_keyboard(page, labels, example.label)
+    page.wait_for_selector("#ws-save[data-state=saved]")
+    page.wait_for_timeout(2000)  # reading: no change, so nothing autosaves the clock meanwhile
+    # A look at another tab and back (what the browser tells the page when that happens),
+    # then a reload.
+    page.evaluate(SWITCH_TAB, "hidden")
+    page.evaluate(SWITCH_TAB, "visible")
+    reloaded_at = timezone.now()
+    page.reload()
+    page.wait_for_selector(".ws[data-assignment]")
+    page.wait_for_selector("#ws-save[data-state=saved]")
+    page.keyboard.press("Control+Enter")
+    page.wait_for_selector("[data-state=done]")
+
+    annotation = Annotation.objects.get(annotator=ana)
+    assignment = Assignment.objects.get(pk=annotation.assignment_id)
+    assert assignment.submitted_at is not None
+
+    def ms(delta: Any) -> float:
+        return float(delta.total_seconds() * 1000)
+
+    open_before_reload = ms(reloaded_at - assignment.leased_at)
+    # The page starts its clock a moment after the server leased the task (the response's way
+    # to the page): 500 ms of slack for that on a busy machine; the stretch itself is ≥ 2 s.
+    assert annotation.time_spent_ms >= open_before_reload - 500
+    # The server's bound: never more than the lease has existed.
+    assert annotation.time_spent_ms <= ms(assignment.submitted_at - assignment.leased_at)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from django.conf import settings
 
-from annotation.models import Campaign, CampaignExample, Dataset, Example, Membership
+from annotation.models import Campaign, Dataset, Example, Membership
 from annotation.schema import content_hash
 from annotation.services.media import media_store_bytes
 from models_bridge.adapters.base import Adapter, Batch
@@ -67,14 +67,16 @@ def evqa(db):  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def evqa_campaign(evqa):  # type: ignore[no-untyped-def]
-    from annotation.services.campaigns import campaign_add_examples
+    from annotation.services.campaigns import campaign_add_examples, campaign_create
 
-    campaign = Campaign.objects.create(
+    # Randomised, so evqa_people's two annotators are in the two arms (drawn at invitation).
+    campaign = campaign_create(
         dataset=evqa,
         name="evqa-campaign",
         status=Campaign.Status.ACTIVE,
         editable_modalities=["image", "text"],
         edit_budgets={"image": 0.25, "text": 0.5},
+        feedback_arm=Campaign.FeedbackArm.RANDOMISED,
     )
     campaign_add_examples(campaign=campaign)
     return campaign
@@ -85,40 +87,27 @@ def evqa_people(evqa_campaign):  # type: ignore[no-untyped-def]
     """manager, annotator (shown arm), hidden annotator (hidden arm), outsider."""
     manager = UserFactory(username="mia-manager")
     MembershipFactory(campaign=evqa_campaign, user=manager, role=Membership.Role.MANAGER)
-    shown = UserFactory(username="sid-shown")
-    MembershipFactory(campaign=evqa_campaign, user=shown, role=Membership.Role.ANNOTATOR)
-    hidden = UserFactory(username="hal-hidden")
-    MembershipFactory(
-        campaign=evqa_campaign,
-        user=hidden,
-        role=Membership.Role.ANNOTATOR,
-        arm=Membership.Arm.HIDDEN,
-    )
+    # The balanced draw at invitation puts two newcomers in different arms.
+    arms = {}
+    for name in ("sid-annotator", "hal-annotator"):
+        user = UserFactory(username=name)
+        m = MembershipFactory(campaign=evqa_campaign, user=user, role=Membership.Role.ANNOTATOR)
+        arms[m.arm] = user
+    shown, hidden = arms[Membership.Arm.SHOWN], arms[Membership.Arm.HIDDEN]
     outsider = UserFactory(username="oz-outsider")
     return {"manager": manager, "shown": shown, "hidden": hidden, "outsider": outsider}
 
 
-def lease(campaign: Campaign, user: Any, example: Example | None = None, **fields: Any):  # type: ignore[no-untyped-def]
-    """An active annotate assignment, created directly (the assignment engine is another
-    module's; here only its row matters)."""
-    from datetime import timedelta
+def lease(campaign: Campaign, user: Any, *, skipped: bool = False):  # type: ignore[no-untyped-def]
+    """The person's annotate assignment, leased through the assignment service (so its slot is
+    counted like any other); `skipped`: then given back, for the tests of a closed task."""
+    from annotation.services.assignments import assignment_lease, assignment_skip
 
-    from django.utils import timezone
-
-    from annotation.models import Assignment
-
-    example = (
-        example or CampaignExample.objects.filter(campaign=campaign).order_by("id").first().example
-    )
-    now = timezone.now()
-    return Assignment.objects.create(
-        campaign=campaign,
-        example=example,
-        annotator=user,
-        leased_at=now,
-        expires_at=now + timedelta(hours=1),
-        **fields,
-    )
+    assignment = assignment_lease(campaign=campaign, annotator=user, kind="annotate").assignment
+    assert assignment is not None, "the campaign's pool has nothing left for this person"
+    if skipped:
+        assignment_skip(assignment=assignment)
+    return assignment
 
 
 class CountingAdapter(Adapter):

@@ -82,32 +82,27 @@ def test_resume_continues_from_the_cursor(evqa_campaign, evqa_people):
 
 
 def test_edits_get_their_scores(evqa_campaign, evqa_people):
-    from annotation.models import Annotation, CounterfactualEdit
+    from annotation.services.annotations import annotation_submit
+    from tests.annotation.annotator_helpers import edited_text
     from tests.models_bridge.conftest import lease
 
     mv = model_register(
         dataset=evqa_campaign.dataset, kind="torchscript", location="easyvqa-text-only"
     )
     a = lease(evqa_campaign, evqa_people["shown"])
-    ann = Annotation.objects.create(
+    labels = list(evqa_campaign.dataset.label_space)
+    label = a.example.label or labels[0]
+    submitted = annotation_submit(
         assignment=a,
-        campaign=evqa_campaign,
-        example=a.example,
-        annotator=evqa_people["shown"],
-        label="yes",
+        label=label,
+        counterfactual={
+            "modality": "text",
+            "target_label": next(x for x in labels if x != label),
+            "value": edited_text(a.example.values["text"]),
+        },
     )
-    edited = {**a.example.values, "text": "is there a circle?"}
-    edit = CounterfactualEdit.objects.create(
-        annotation=ann,
-        campaign=evqa_campaign,
-        example=a.example,
-        author=evqa_people["shown"],
-        modality="text",
-        edited_values=edited,
-        content_hash="h",
-        original_label="yes",
-        target_label="no",
-    )
+    edit = submitted.edit
+    assert edit is not None
     job = start(evqa_campaign, mv, evqa_people["manager"], target="edits")
     bulk_score_task(job.pk)
     edit.refresh_from_db()

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from annotation.models import Assignment, Attempt, Campaign, Media
+from annotation.services.campaigns import campaign_update
 from models_bridge.services.registry import REFERENCE_MODELS, model_register
 from tests.annotation.annotator_helpers import bomb_png, media_files, undecodable_png
 from tests.conftest import client_for, requires_postgres
@@ -238,7 +239,7 @@ def test_hidden_arm_gets_no_model_outputs_but_the_attempt_is_stored(evqa_campaig
 
 def test_campaign_wide_hidden_arm(evqa_campaign, evqa_people):
     attach(evqa_campaign, names=("easyvqa-text-only",))
-    Campaign.objects.filter(pk=evqa_campaign.pk).update(feedback_arm=Campaign.FeedbackArm.HIDDEN)
+    campaign_update(campaign=evqa_campaign, feedback_arm=Campaign.FeedbackArm.HIDDEN)
     a = lease(evqa_campaign, evqa_people["shown"])
     r = client_for(evqa_people["shown"]).post(
         URL, {"assignment": a.pk, "modality": "text", "value": "x"}, format="json"
@@ -299,7 +300,7 @@ def test_bad_drafts_are_clear_4xx_and_store_nothing(evqa_campaign, evqa_people, 
 
 def test_modality_not_editable(evqa_campaign, evqa_people):
     attach(evqa_campaign, names=("easyvqa-text-only",))
-    Campaign.objects.filter(pk=evqa_campaign.pk).update(editable_modalities=["image"])
+    campaign_update(campaign=evqa_campaign, editable_modalities=["image"])
     a = lease(evqa_campaign, evqa_people["shown"])
     r = client_for(evqa_people["shown"]).post(
         URL, {"assignment": a.pk, "modality": "text", "value": "x"}, format="json"
@@ -309,7 +310,7 @@ def test_modality_not_editable(evqa_campaign, evqa_people):
 
 def test_inactive_or_validate_assignments_are_refused(evqa_campaign, evqa_people):
     attach(evqa_campaign, names=("easyvqa-text-only",))
-    a = lease(evqa_campaign, evqa_people["shown"], status=Assignment.Status.SUBMITTED)
+    a = lease(evqa_campaign, evqa_people["shown"], skipped=True)
     r = client_for(evqa_people["shown"]).post(
         URL, {"assignment": a.pk, "modality": "text", "value": "x"}, format="json"
     )
@@ -318,7 +319,7 @@ def test_inactive_or_validate_assignments_are_refused(evqa_campaign, evqa_people
 
 def test_cap_per_assignment(evqa_campaign, evqa_people):
     attach(evqa_campaign, names=("easyvqa-text-only",))
-    Campaign.objects.filter(pk=evqa_campaign.pk).update(score_cap_per_assignment=2)
+    campaign_update(campaign=evqa_campaign, score_cap_per_assignment=2)
     a = lease(evqa_campaign, evqa_people["shown"])
     api = client_for(evqa_people["shown"])
     codes = [
@@ -389,7 +390,7 @@ def test_concurrent_drafts_get_distinct_seqs_and_respect_the_cap(evqa_campaign, 
     from django.db import connection
 
     attach(evqa_campaign, names=("easyvqa-text-only",))
-    Campaign.objects.filter(pk=evqa_campaign.pk).update(score_cap_per_assignment=6)
+    campaign_update(campaign=evqa_campaign, score_cap_per_assignment=6)
     a = lease(evqa_campaign, evqa_people["shown"])
 
     def post(i: int) -> tuple[int, int | None]:

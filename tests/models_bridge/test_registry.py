@@ -209,9 +209,9 @@ def test_campaign_models_must_fit_the_dataset(evqa_campaign, db):
     ds2 = Dataset.objects.create(
         name="p", modalities=[{"name": "image", "kind": "image"}], label_space=["yes", "no"]
     )
-    from annotation.models import Campaign
+    from annotation.services.campaigns import campaign_create
 
-    c2 = Campaign.objects.create(dataset=ds2, name="c2")
+    c2 = campaign_create(dataset=ds2, name="c2")
     with pytest.raises(ValidationFailed) as exc:
         campaign_models_set(campaign=c2, model_versions=[mv])
     assert exc.value.code == "model_modality_unknown"

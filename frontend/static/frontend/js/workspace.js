@@ -139,6 +139,7 @@ function setup(task) {
     },
     timeMs: d ? d.time_spent_ms || 0 : 0,
     shownAt: performance.now(),
+    visible: document.visibilityState === "visible",
     editors: {},
     submitting: null,
     errors: {},
@@ -180,10 +181,14 @@ function watchLease(task) {
 }
 
 function startOver() {
+  tick();
+  const spent = S.timeMs; // the work is thrown away, the time spent on the task is not
   S.drafts.close();
   try { localStorage.removeItem(S.drafts.key); } catch (_) { /* ignore */ }
   const task = { ...S.task, draft: {} };
   setup(task);
+  S.timeMs = spent;
+  persist();
   banner(topBanner, "");
 }
 
@@ -209,10 +214,16 @@ function saveStatus(state, err) {
   if (state === "signed-out") banner(topBanner, err.message, { kind: "warn", actions: [signInLink()] });
 }
 
+// Time on task: the page's count resumes from the autosaved draft (so it adds up over reloads)
+// and grows only while the page is visible. Whether the interval just ended counts is the
+// visibility it had, not the one now: a visibilitychange (or the pagehide of a reload) runs
+// after the state flipped, and reading it then dropped every visible stretch since the last
+// change, so a task read for minutes and reloaded stored seconds.
 function tick() {
   const now = performance.now();
-  if (document.visibilityState === "visible") S.timeMs += now - S.shownAt;
+  if (S.visible) S.timeMs += now - S.shownAt;
   S.shownAt = now;
+  S.visible = document.visibilityState === "visible";
 }
 
 function collectDraft() {
