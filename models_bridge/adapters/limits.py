@@ -19,7 +19,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, TypeVar
 
-from models_bridge.adapters.base import ModelError
+from models_bridge.adapters.base import ModelError, setting
 
 T = TypeVar("T")
 
@@ -35,12 +35,7 @@ class ModelBreakerOpen(ModelError):
 
 
 def _settings(name: str, default: float) -> float:
-    try:
-        from django.conf import settings
-
-        return float(getattr(settings, name, default))
-    except Exception:  # outside Django (the docs' check script before setup)
-        return default
+    return float(setting(name, default))
 
 
 class CallLimiter:

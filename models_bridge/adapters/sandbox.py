@@ -17,6 +17,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from models_bridge.adapters.base import setting
 from models_bridge.adapters.package import Manifest, Package, PackageError
 from models_bridge.op_policy import POLICY_VERSION, OpVerdict
 
@@ -106,14 +107,12 @@ def package_check(
     test forward of the right shape inside the sandbox. A passing verdict is remembered per
     process by package hash (same bytes, same answer). Limits default to the settings
     MODEL_PACKAGE_CHECK_TIMEOUT_S, MODEL_PACKAGE_CHECK_MEMORY_MB, MODEL_SANDBOX_MODE."""
-    from django.conf import settings
-
     if timeout_s is None:
-        timeout_s = float(getattr(settings, "MODEL_PACKAGE_CHECK_TIMEOUT_S", 60.0))
+        timeout_s = float(setting("MODEL_PACKAGE_CHECK_TIMEOUT_S", 60.0))
     if memory_mb is None:
-        memory_mb = int(getattr(settings, "MODEL_PACKAGE_CHECK_MEMORY_MB", 2048))
+        memory_mb = int(setting("MODEL_PACKAGE_CHECK_MEMORY_MB", 2048))
     if mode is None:
-        mode = str(getattr(settings, "MODEL_SANDBOX_MODE", "auto"))
+        mode = str(setting("MODEL_SANDBOX_MODE", "auto"))
     key = (package.sha256, POLICY_VERSION)
     with _verdicts_lock:
         if _verdicts.get(key):

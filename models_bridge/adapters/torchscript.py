@@ -17,9 +17,15 @@ from typing import Any
 
 import numpy as np
 import torch
-from django.conf import settings
 
-from models_bridge.adapters.base import Adapter, Batch, ModelError, NotFactorized, check_logits
+from models_bridge.adapters.base import (
+    Adapter,
+    Batch,
+    ModelError,
+    NotFactorized,
+    check_logits,
+    setting,
+)
 from models_bridge.adapters.limits import CallLimiter
 from models_bridge.adapters.package import Package, PackageError, read_package
 from models_bridge.adapters.sandbox import package_check, probe_spec
@@ -38,7 +44,7 @@ def configure_torch_threads(n: int | None = None) -> int:
         if n is None:
             if _threads_set:
                 return torch.get_num_threads()
-            n = int(getattr(settings, "COUNTERPOINT_TORCH_THREADS", 1))
+            n = int(setting("COUNTERPOINT_TORCH_THREADS", 1))
         n = max(1, min(n, os.cpu_count() or 1))
         if torch.get_num_threads() != n:
             torch.set_num_threads(n)
