@@ -53,7 +53,7 @@ masked_fill_ masked_scatter masked_select matmul max max_pool1d max_pool1d_with_
 max_pool2d max_pool2d_with_indices max_pool3d max_pool3d_with_indices maximum mean median
 meshgrid min minimum mish mish_ mm mode moveaxis movedim mse_loss mul mul_ multinomial
 multiply mv mvlgamma nan_to_num nanmean nanmedian nanquantile nansum narrow narrow_copy
-native_layer_norm ne ne_ neg neg_ negative nll_loss nll_loss2d nonzero norm normal normalize
+native_layer_norm ne ne_ neg neg_ negative nll_loss nll_loss2d nonzero norm normal
 not_equal numel ones ones_like outer pad pairwise_distance pdist permute pinverse
 pixel_shuffle pixel_unshuffle poisson_nll_loss polar pow pow_ prelu prod quantile rad2deg
 rand rand_like randint randint_like randn randn_like randperm ravel reciprocal reciprocal_
@@ -62,7 +62,7 @@ repeat_interleave replication_pad1d replication_pad2d replication_pad3d reshape 
 rms_norm rnn_relu_cell rnn_tanh_cell roll rot90 round round_ rrelu rsqrt rsub scalar_tensor
 scaled_dot_product_attention scatter scatter_ scatter_add scatter_add_ scatter_reduce
 searchsorted select select_scatter selu selu_ sgn sigmoid sigmoid_ sign signbit silu silu_
-sin sinc sinh size slice slice_scatter smooth_l1_loss soft_margin_loss softmax softmin
+sin sinc sinh size slice slice_scatter smooth_l1_loss soft_margin_loss softmax
 softplus softshrink sort split split_with_sizes sqrt sqrt_ square squeeze squeeze_ stack std
 std_mean sub sub_ subtract sum swapaxes swapdims t take take_along_dim tan tanh tanh_
 tensor tensor_split tensordot threshold threshold_ tile topk trace transpose tril tril_
@@ -77,14 +77,14 @@ __upsample __upsample_bilinear __xor__ _set_item Bool Complex ComplexImplicit Fl
 FloatImplicit Int IntImplicit ScalarImplicit add_ bin ceil clear copysign count
 dict divmod extend factorial floor floordiv format gcd get index insert int_repr is_contiguous
 item items keys len list lower max min modf numel percentFormat
-pop radians remove reverse setdefault sorted split str strip tolist update values
+pop radians remove reverse setdefault sorted split str strip update values
 __getitem__ _infer_size _pad_packed_sequence _pack_padded_sequence _shape_as_tensor
-_size_if_not_equal _unwrap_optional contiguous device dtype get_device is_cuda
-is_leaf layout ne requires_grad_ to type_as _dim_arange _reshape_from_tensor
+_size_if_not_equal _unwrap_optional contiguous device get_device
+is_leaf ne requires_grad_ to type_as _dim_arange _reshape_from_tensor
 detach_ fill_diagonal_ masked_scatter_ index_fill_ index_add_ index_copy_ put_ clamp_min_
 clamp_max_ addmm_ baddbmm_ lerp_ t_ transpose_ fmod_ remainder_ abs_ sign_ trunc_ frac_
 floor_divide_ true_divide_ logical_and_ logical_or_ logical_not_ bitwise_and_ bitwise_or_
-lt_ le_ gt_ ge_ where_ exponential_ normal_ bernoulli_ cauchy_ geometric_ log_normal_
+lt_ le_ gt_ ge_ exponential_ normal_ bernoulli_ cauchy_ geometric_ log_normal_
 _softmax _log_softmax _convolution _native_batch_norm_legit_no_training
 native_batch_norm _batch_norm_impl_index cudnn_is_acceptable is_grad_enabled
 """

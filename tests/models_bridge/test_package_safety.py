@@ -341,3 +341,28 @@ def test_live_scoring_reports_a_slow_model_unavailable_and_trips_its_breaker(
         assert entry["status"] == "unavailable"
     # The second draft never reached the model: the breaker was open.
     assert len(example_entrypoint.SLOW_CALLS) == 1
+
+
+def test_a_version_registered_before_the_policy_is_scanned_before_it_loads(
+    text_dataset, secret, tmp_path
+):
+    """Rows from before the allowlist (or from an older policy) carry no scan: the load
+    path scans them in the sandbox first, so an old leaky package never loads in process."""
+    from models_bridge.adapters.base import ModelError
+    from models_bridge.services.loading import adapter_cache_clear, adapter_for
+
+    mv = model_register(
+        dataset=text_dataset, kind="torchscript", location="", package_data=package_zip(Plain())
+    )
+    leaky = tmp_path / "leaky.zip"
+    leaky.write_bytes(package_zip(FromFile(str(secret))))
+    pkg = read_package(leaky)
+    manifest = {k: v for k, v in mv.manifest.items() if k != "op_scan"}
+    # The state an installation upgraded to this version starts from.
+    ModelVersion.objects.filter(pk=mv.pk).update(
+        location=str(leaky), package_sha256=pkg.sha256, manifest=manifest
+    )
+    mv.refresh_from_db()
+    adapter_cache_clear()
+    with pytest.raises(ModelError, match="aten::from_file"):
+        adapter_for(mv)
