@@ -122,7 +122,7 @@ class EntryPointAdapter(Adapter):
 
     def run(self, prepared: Batch) -> np.ndarray:
         try:
-            logits = self.limiter.call(self.inner.predict, prepared)
+            logits = self.limiter.call(self.inner.predict, prepared, batch_size=prepared.size)
         except (InputError, ModelError):
             raise
         except Exception as exc:

@@ -1,7 +1,8 @@
 """A wall-time limit for in-process model calls, with a breaker per model.
 
 A forward pass cannot be pre-empted inside the process, so each call runs on a worker
-thread and the caller waits at most MODEL_CALL_TIMEOUT seconds. A call that overruns is
+thread and the caller waits at most MODEL_CALL_TIMEOUT seconds (a live call, one or two
+inputs) or MODEL_BATCH_CALL_TIMEOUT seconds (a bulk batch). A call that overruns is
 reported as the model failing (ModelTimeout, a ModelError: live scoring shows the model
 as unavailable, bulk scoring stops) and trips the model's breaker: the model is not called
 again while the runaway call is still running and for MODEL_CALL_COOLDOWN seconds after.
@@ -38,6 +39,14 @@ def _settings(name: str, default: float) -> float:
     return float(setting(name, default))
 
 
+def call_timeout(batch_size: int) -> float:
+    """Live scoring calls a model with one or two inputs; bulk scoring with batches of up to
+    a few hundred, which a large model may legitimately need longer for."""
+    if batch_size <= 2:
+        return _settings("MODEL_CALL_TIMEOUT_S", 5.0)
+    return _settings("MODEL_BATCH_CALL_TIMEOUT_S", 120.0)
+
+
 class CallLimiter:
     def __init__(self, who: str) -> None:
         self.who = who
@@ -53,8 +62,10 @@ class CallLimiter:
     def _is_open(self) -> bool:
         return self._running_over > 0 or time.monotonic() < self._closed_until
 
-    def call(self, fn: Callable[..., T], *args: Any, timeout_s: float | None = None) -> T:
-        timeout = _settings("MODEL_CALL_TIMEOUT_S", 5.0) if timeout_s is None else timeout_s
+    def call(
+        self, fn: Callable[..., T], *args: Any, batch_size: int = 1, timeout_s: float | None = None
+    ) -> T:
+        timeout = call_timeout(batch_size) if timeout_s is None else timeout_s
         with self._lock:
             if self._is_open():
                 wait = max(0.0, self._closed_until - time.monotonic())

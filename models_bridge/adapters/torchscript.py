@@ -127,17 +127,17 @@ class TorchScriptAdapter(Adapter):
         with torch.inference_mode():
             return self.module(prepared)
 
-    def _call(self, method: Any, *args: Any) -> Any:
+    def _call(self, method: Any, *args: Any, batch_size: int) -> Any:
         def inner() -> Any:
             with torch.inference_mode():
                 return method(*args)
 
-        return self.limiter.call(inner)
+        return self.limiter.call(inner, batch_size=batch_size)
 
     def run(self, prepared: dict[str, torch.Tensor]) -> np.ndarray:
         size = next(iter(prepared.values())).shape[0]
         try:
-            out = self.limiter.call(self._forward, prepared)
+            out = self.limiter.call(self._forward, prepared, batch_size=size)
         except ModelError:
             raise
         except Exception as exc:
@@ -157,16 +157,17 @@ class TorchScriptAdapter(Adapter):
     def encode(self, modality: str, values: Sequence[Any]) -> torch.Tensor:
         method = self._method(f"encode_{modality}")
         x = self.prepare_modality(modality, values)
-        return self._call(method, x)
+        return self._call(method, x, batch_size=len(values))
 
     def fuse(self, encodings: Mapping[str, torch.Tensor]) -> torch.Tensor:
         method = self._method("fuse")
-        return self._call(method, dict(encodings))
+        size = max((int(t.shape[0]) for t in encodings.values()), default=1)
+        return self._call(method, dict(encodings), batch_size=size)
 
     def attention(self, batch: Batch) -> np.ndarray:
         method = self._method("attention")
         inputs = self.prepare(batch)
-        return self._call(method, inputs).numpy()
+        return self._call(method, inputs, batch_size=batch.size).numpy()
 
     def probe_inputs(self, size: int = 1) -> dict[str, torch.Tensor]:
         """Synthetic inputs of the right shapes, the same the sandboxed check used."""

@@ -366,3 +366,11 @@ def test_a_version_registered_before_the_policy_is_scanned_before_it_loads(
     adapter_cache_clear()
     with pytest.raises(ModelError, match="aten::from_file"):
         adapter_for(mv)
+
+
+def test_live_calls_and_bulk_batches_have_their_own_limits(settings):
+    from models_bridge.adapters.limits import call_timeout
+
+    settings.MODEL_CALL_TIMEOUT_S = 3.0
+    settings.MODEL_BATCH_CALL_TIMEOUT_S = 90.0
+    assert [call_timeout(n) for n in (1, 2, 3, 256)] == [3.0, 3.0, 90.0, 90.0]
