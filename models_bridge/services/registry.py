@@ -1,8 +1,11 @@
 """Model registration, health and the shipped reference models (DESIGN §6).
 
 A ModelVersion is immutable: registering the same name and version again with the same
-package is a no-op that returns the existing row; with a different package (new weights,
-new vocabulary, another URL) it is a Conflict — new weights make a new version.
+package for the same dataset is a no-op that returns the existing row; with a different
+package (new weights, new vocabulary, another URL) or for another dataset it is a Conflict —
+new weights make a new version. TorchScript packages are checked in a sandbox
+(models_bridge.adapters.sandbox) and registered at a content-addressed copy under
+MEDIA_ROOT/models/, never at the folder they came from.
 
 Registration checks the model against a dataset: every modality the model reads exists
 in the dataset with the same kind, and every model label maps onto the dataset's label
