@@ -374,3 +374,22 @@ def test_live_calls_and_bulk_batches_have_their_own_limits(settings):
     settings.MODEL_CALL_TIMEOUT_S = 3.0
     settings.MODEL_BATCH_CALL_TIMEOUT_S = 90.0
     assert [call_timeout(n) for n in (1, 2, 3, 256)] == [3.0, 3.0, 90.0, 90.0]
+
+
+def test_the_admin_cannot_create_versions_or_repoint_them(text_dataset, staff):
+    from django.test import Client
+
+    mv = model_register(
+        dataset=text_dataset, kind="torchscript", location="", package_data=package_zip(Plain())
+    )
+    web = Client()
+    web.force_login(staff)
+    assert web.get("/admin/models_bridge/modelversion/add/").status_code == 403
+    r = web.post(
+        f"/admin/models_bridge/modelversion/{mv.pk}/change/",
+        {"description": "edited", "is_active": "on", "location": "/etc", "manifest": "{}"},
+    )
+    assert r.status_code == 302, r.content[:500]
+    mv.refresh_from_db()
+    assert mv.description == "edited"
+    assert mv.location == f"media:models/{mv.package_sha256}" and "op_scan" in mv.manifest
