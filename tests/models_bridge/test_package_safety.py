@@ -393,3 +393,15 @@ def test_the_admin_cannot_create_versions_or_repoint_them(text_dataset, staff):
     mv.refresh_from_db()
     assert mv.description == "edited"
     assert mv.location == f"media:models/{mv.package_sha256}" and "op_scan" in mv.manifest
+
+
+def test_the_check_has_a_memory_limit():
+    class Hungry(nn.Module):
+        def forward(self, inputs: dict[str, Tensor]) -> Tensor:
+            big = torch.ones(1024, 1024, 1024)  # 4 GiB
+            return big[: inputs["text"].shape[0], :2, 0]
+
+    with pytest.raises(Exception) as exc:
+        package_check(package_of(Hungry()), timeout_s=60, memory_mb=512)
+    assert exc.value.code in {"package_probe_failed", "package_check_failed"}  # type: ignore[attr-defined]
+    assert "memory" in str(exc.value)
