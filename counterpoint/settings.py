@@ -261,6 +261,17 @@ MODEL_ENTRYPOINT_ALLOWED_MODULES = env_list("MODEL_ENTRYPOINT_ALLOWED_MODULES", 
 REMOTE_MODEL_ALLOWED_HOSTS = env_list("REMOTE_MODEL_ALLOWED_HOSTS", [])
 # torch intra-op threads per process for live scoring (bulk workers pass the core count).
 COUNTERPOINT_TORCH_THREADS = env_int("COUNTERPOINT_TORCH_THREADS", 1, minimum=1)
+# In-process model calls (TorchScript, entry points): wall-time limit per live call (one or
+# two inputs) and per bulk batch, and how long
+# a model that overran is left alone. Packages are first loaded, scanned and test-run in a
+# confined child process with these limits (docs/models.md).
+MODEL_CALL_TIMEOUT_S = env_float("MODEL_CALL_TIMEOUT", 5.0)
+MODEL_BATCH_CALL_TIMEOUT_S = env_float("MODEL_BATCH_CALL_TIMEOUT", 120.0)
+MODEL_CALL_COOLDOWN_S = env_float("MODEL_CALL_COOLDOWN", 60.0)
+MODEL_PACKAGE_CHECK_TIMEOUT_S = env_float("MODEL_PACKAGE_CHECK_TIMEOUT", 60.0)
+MODEL_PACKAGE_CHECK_MEMORY_MB = env_int("MODEL_PACKAGE_CHECK_MEMORY_MB", 2048, minimum=256)
+# auto: chroot + setuid(nobody) as root, a user namespace otherwise; "root"/"userns" force one.
+MODEL_SANDBOX_MODE = env_str("MODEL_SANDBOX_MODE", "auto")
 
 # --- security in production -----------------------------------------------------------
 if not DEBUG:

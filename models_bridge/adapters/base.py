@@ -19,7 +19,27 @@ import numpy as np
 
 from models_bridge.preprocess import ImageValue, InputError
 
-__all__ = ["Adapter", "Batch", "ImageValue", "InputError", "ModelError", "NotFactorized"]
+__all__ = [
+    "Adapter",
+    "Batch",
+    "ImageValue",
+    "InputError",
+    "ModelError",
+    "NotFactorized",
+    "setting",
+]
+
+
+def setting(name: str, default: Any) -> Any:
+    """A Django setting, or `default` where Django is not configured: adapters also run in
+    MLServer and in a researcher's packaging script, which have no settings module."""
+    from django.conf import settings
+    from django.core.exceptions import ImproperlyConfigured
+
+    try:
+        return getattr(settings, name, default)
+    except ImproperlyConfigured:
+        return default
 
 
 class ModelError(RuntimeError):

@@ -20,6 +20,7 @@ from models_bridge.adapters.base import (
     NotFactorized,
     check_logits,
 )
+from models_bridge.adapters.limits import CallLimiter
 from models_bridge.adapters.package import PackageError
 
 _ENTRYPOINT = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$")
@@ -40,8 +41,16 @@ def load_factory(location: str) -> Any:
     try:
         obj: Any = importlib.import_module(module_name)
     except Exception as exc:
+        # The usual cause is a process started without the model's code on its path: the
+        # web server and the Celery worker each need it (docs/models.md, "Python entry
+        # points"), and a running process only sees PYTHONPATH as it was at its start.
         raise PackageError(
-            f"cannot import {module_name}: {exc}", code="entrypoint_import"
+            f"cannot import {module_name}: {type(exc).__name__}: {exc}. The module must be "
+            "importable by this process: install it into the project's environment or put "
+            "its folder on PYTHONPATH for both the web server and the worker, then restart "
+            "them",
+            code="entrypoint_not_importable",
+            details={"module": module_name, "error": f"{type(exc).__name__}: {exc}"},
         ) from None
     for part in attr.split("."):
         try:
@@ -90,6 +99,7 @@ class EntryPointAdapter(Adapter):
         self.labels = list(labels)
         self.modalities = list(modalities)
         self.factorized = bool(getattr(inner, "factorized", False))
+        self.limiter = CallLimiter(location)
 
     @classmethod
     def load(cls, location: str, options: Mapping[str, Any] | None = None) -> EntryPointAdapter:
@@ -112,8 +122,8 @@ class EntryPointAdapter(Adapter):
 
     def run(self, prepared: Batch) -> np.ndarray:
         try:
-            logits = self.inner.predict(prepared)
-        except InputError:
+            logits = self.limiter.call(self.inner.predict, prepared, batch_size=prepared.size)
+        except (InputError, ModelError):
             raise
         except Exception as exc:
             raise ModelError(f"{self.location} failed: {exc}") from exc

@@ -8,6 +8,7 @@ either file (new weights, new vocabulary) is a different package."""
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import zipfile
 from collections.abc import Mapping
@@ -27,10 +28,11 @@ PACKAGE_FILES = ("model.json", "model.pt")
 class PackageError(ValueError):
     """A package that cannot be used; `code` names the rule."""
 
-    def __init__(self, message: str, *, code: str) -> None:
+    def __init__(self, message: str, *, code: str, details: Any = None) -> None:
         super().__init__(message)
         self.message = message
         self.code = code
+        self.details = details
 
 
 @dataclass(frozen=True)
@@ -146,9 +148,9 @@ def package_sha256(manifest_bytes: bytes, weights: bytes) -> str:
     return h.hexdigest()
 
 
-def _read_zip(path: Path) -> tuple[bytes, bytes]:
+def _read_zip(path: Path, data: bytes | None = None) -> tuple[bytes, bytes]:
     try:
-        zf = zipfile.ZipFile(path)
+        zf = zipfile.ZipFile(io.BytesIO(data) if data is not None else path)
     except (zipfile.BadZipFile, OSError) as exc:
         raise _err(f"{path.name} is not a readable zip: {exc}", "package_unreadable") from None
     with zf:
@@ -195,10 +197,13 @@ def _read_folder(path: Path) -> tuple[bytes, bytes]:
     return out[0], out[1]
 
 
-def read_package(path: str | Path) -> Package:
-    """Read and check a package (folder or zip). Raises PackageError."""
+def read_package(path: str | Path, *, data: bytes | None = None) -> Package:
+    """Read and check a package (folder or zip, or the bytes of a zip named `path`).
+    Raises PackageError."""
     p = Path(path)
-    if p.is_dir():
+    if data is not None:
+        manifest_bytes, weights = _read_zip(p, data)
+    elif p.is_dir():
         manifest_bytes, weights = _read_folder(p)
     elif p.is_file():
         manifest_bytes, weights = _read_zip(p)

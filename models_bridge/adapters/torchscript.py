@@ -17,10 +17,18 @@ from typing import Any
 
 import numpy as np
 import torch
-from django.conf import settings
 
-from models_bridge.adapters.base import Adapter, Batch, ModelError, NotFactorized, check_logits
+from models_bridge.adapters.base import (
+    Adapter,
+    Batch,
+    ModelError,
+    NotFactorized,
+    check_logits,
+    setting,
+)
+from models_bridge.adapters.limits import CallLimiter
 from models_bridge.adapters.package import Package, PackageError, read_package
+from models_bridge.adapters.sandbox import package_check, probe_spec
 
 _threads_lock = threading.Lock()
 _threads_set = False
@@ -36,7 +44,7 @@ def configure_torch_threads(n: int | None = None) -> int:
         if n is None:
             if _threads_set:
                 return torch.get_num_threads()
-            n = int(getattr(settings, "COUNTERPOINT_TORCH_THREADS", 1))
+            n = int(setting("COUNTERPOINT_TORCH_THREADS", 1))
         n = max(1, min(n, os.cpu_count() or 1))
         if torch.get_num_threads() != n:
             torch.set_num_threads(n)
@@ -56,10 +64,16 @@ class TorchScriptAdapter(Adapter):
         self.factorized = self.manifest.factorized
         self.exports = set(self.manifest.exports)
         self.preprocessors = self.manifest.preprocessors
+        self.limiter = CallLimiter(self.manifest.name)
 
     @classmethod
-    def load(cls, path: str | Path, *, expected_sha256: str | None = None) -> TorchScriptAdapter:
-        """Load a package; raises PackageError (bad package) or ModelError (will not load)."""
+    def load(
+        cls, path: str | Path, *, expected_sha256: str | None = None, checked: bool = False
+    ) -> TorchScriptAdapter:
+        """Load a package; raises PackageError (bad package) or ModelError (will not load).
+        Unless `checked` (its sha256 passed the sandboxed check under the current op policy
+        at registration, and `expected_sha256` pins the bytes to that sha), the package is
+        checked in the sandbox first."""
         package = read_package(path)
         if expected_sha256 and package.sha256 != expected_sha256:
             raise PackageError(
@@ -68,10 +82,14 @@ class TorchScriptAdapter(Adapter):
                 "register new weights as a new version",
                 code="package_changed",
             )
+        if not (checked and expected_sha256):
+            package_check(package)
         return cls.from_package(package)
 
     @classmethod
     def from_package(cls, package: Package) -> TorchScriptAdapter:
+        """Load bytes that passed models_bridge.adapters.sandbox.package_check (the caller's
+        duty: loading runs the archive's __setstate__)."""
         configure_torch_threads()
         try:
             with warnings.catch_warnings():
@@ -105,11 +123,23 @@ class TorchScriptAdapter(Adapter):
         return {m: self.prepare_modality(m, batch.column(m)) for m in self.modalities}
 
     # --- running -------------------------------------------------------------------
+    def _forward(self, prepared: dict[str, torch.Tensor]) -> torch.Tensor:
+        with torch.inference_mode():
+            return self.module(prepared)
+
+    def _call(self, method: Any, *args: Any, batch_size: int) -> Any:
+        def inner() -> Any:
+            with torch.inference_mode():
+                return method(*args)
+
+        return self.limiter.call(inner, batch_size=batch_size)
+
     def run(self, prepared: dict[str, torch.Tensor]) -> np.ndarray:
         size = next(iter(prepared.values())).shape[0]
         try:
-            with torch.inference_mode():
-                out = self.module(prepared)
+            out = self.limiter.call(self._forward, prepared, batch_size=size)
+        except ModelError:
+            raise
         except Exception as exc:
             raise ModelError(f"{self.manifest.name} failed: {exc}") from exc
         return check_logits(
@@ -127,34 +157,24 @@ class TorchScriptAdapter(Adapter):
     def encode(self, modality: str, values: Sequence[Any]) -> torch.Tensor:
         method = self._method(f"encode_{modality}")
         x = self.prepare_modality(modality, values)
-        with torch.inference_mode():
-            return method(x)
+        return self._call(method, x, batch_size=len(values))
 
     def fuse(self, encodings: Mapping[str, torch.Tensor]) -> torch.Tensor:
         method = self._method("fuse")
-        with torch.inference_mode():
-            return method(dict(encodings))
+        size = max((int(t.shape[0]) for t in encodings.values()), default=1)
+        return self._call(method, dict(encodings), batch_size=size)
 
     def attention(self, batch: Batch) -> np.ndarray:
         method = self._method("attention")
         inputs = self.prepare(batch)
-        with torch.inference_mode():
-            return method(inputs).numpy()
+        return self._call(method, inputs, batch_size=batch.size).numpy()
 
     def probe_inputs(self, size: int = 1) -> dict[str, torch.Tensor]:
-        """Synthetic inputs of the right shapes (all padding; mid-grey images)."""
+        """Synthetic inputs of the right shapes, the same the sandboxed check used."""
         out: dict[str, torch.Tensor] = {}
-        for m, pre in self.preprocessors.items():
-            spec = self.manifest.preprocessing[m]
-            if spec["kind"] == "text":
-                out[m] = torch.full(
-                    (size, int(spec["max_length"])), int(spec.get("pad_id", 0)), dtype=torch.long
-                )
-            elif spec["kind"] == "image":
-                w, h = spec["size"]
-                out[m] = torch.zeros((size, pre.channels, h, w), dtype=torch.float32)  # type: ignore[union-attr]
-            else:
-                out[m] = torch.zeros((size, len(spec["features"])), dtype=torch.float32)
+        for m, spec in probe_spec(self.manifest).items():
+            dtype = torch.long if spec["dtype"] == "long" else torch.float32
+            out[m] = torch.full([size, *spec["shape"]], spec["fill"], dtype=dtype)
         return out
 
     def warm_up(self) -> None:

@@ -46,7 +46,6 @@ from models_bridge.services.loading import resolve_location
 from models_bridge.services.registry import (
     campaign_models_set,
     model_health,
-    model_package_store,
     model_register,
 )
 
@@ -102,7 +101,8 @@ class ModelVersionViewSet(
                 raise ValidationFailed(
                     f"the package is over {MAX_PACKAGE_UPLOAD:,} bytes", code="package_too_large"
                 )
-            data["location"] = model_package_store(data=upload.read())
+            data["package_data"] = upload.read()
+            data["location"] = ""
         elif data["kind"] == ModelVersion.Kind.TORCHSCRIPT and not is_staff(user):
             # A server path is the server's file system: managers may only name packages
             # inside COUNTERPOINT_MODELS_DIR; anything else is uploaded.

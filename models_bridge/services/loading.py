@@ -22,9 +22,10 @@ _guard = threading.Lock()
 
 
 def resolve_location(location: str) -> Path:
-    """Package paths are stored relative to COUNTERPOINT_MODELS_DIR (the shipped reference
-    models) or to MEDIA_ROOT (uploaded zips, "media:models/<sha>.zip"), so a database
-    moved to another machine or checkout still finds them; absolute paths stay as given."""
+    """Registered packages live in managed storage under MEDIA_ROOT ("media:models/<package
+    sha256>"; versions registered before that may say "media:models/<zip sha>.zip", a path
+    relative to COUNTERPOINT_MODELS_DIR, or an absolute path). Relative forms keep a
+    database moved to another machine or checkout working."""
     if location.startswith(MEDIA_PREFIX):
         return Path(settings.MEDIA_ROOT) / location[len(MEDIA_PREFIX) :]
     p = Path(location)
@@ -48,9 +49,15 @@ def build_adapter(
     manifest = manifest or {}
     if kind == ModelVersion.Kind.TORCHSCRIPT:
         from models_bridge.adapters.torchscript import TorchScriptAdapter
+        from models_bridge.op_policy import POLICY_VERSION
 
+        # A version registered under the current op policy was scanned at registration and
+        # its bytes are pinned by expected_sha256; anything else is scanned before loading.
+        scan = manifest.get("op_scan") or {}
         return TorchScriptAdapter.load(
-            resolve_location(location), expected_sha256=expected_sha256 or None
+            resolve_location(location),
+            expected_sha256=expected_sha256 or None,
+            checked=bool(expected_sha256) and scan.get("policy_version") == POLICY_VERSION,
         )
     if kind == ModelVersion.Kind.ENTRYPOINT:
         from models_bridge.adapters.entrypoint import EntryPointAdapter

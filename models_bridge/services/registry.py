@@ -1,8 +1,11 @@
 """Model registration, health and the shipped reference models (DESIGN §6).
 
 A ModelVersion is immutable: registering the same name and version again with the same
-package is a no-op that returns the existing row; with a different package (new weights,
-new vocabulary, another URL) it is a Conflict — new weights make a new version.
+package for the same dataset is a no-op that returns the existing row; with a different
+package (new weights, new vocabulary, another URL) or for another dataset it is a Conflict —
+new weights make a new version. TorchScript packages are checked in a sandbox
+(models_bridge.adapters.sandbox) and registered at a content-addressed copy under
+MEDIA_ROOT/models/, never at the folder they came from.
 
 Registration checks the model against a dataset: every modality the model reads exists
 in the dataset with the same kind, and every model label maps onto the dataset's label
@@ -13,6 +16,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
+import tempfile
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -25,7 +30,9 @@ from annotation.models import Campaign, Dataset
 from counterpoint.errors import Conflict, NotFound, ValidationFailed
 from models_bridge.adapters.base import ModelError
 from models_bridge.adapters.package import Package, PackageError, read_package
+from models_bridge.adapters.sandbox import package_check
 from models_bridge.models import ModelVersion
+from models_bridge.op_policy import POLICY_VERSION
 from models_bridge.services.loading import (
     MEDIA_PREFIX,
     adapter_cache_put,
@@ -108,7 +115,7 @@ def modalities_check(*, modality_kinds: Mapping[str, str | None], dataset: Datas
 
 
 def _package_error(exc: PackageError) -> ValidationFailed:
-    return ValidationFailed(exc.message, code=exc.code)
+    return ValidationFailed(exc.message, code=exc.code, details=exc.details)
 
 
 def _fingerprint(*parts: Any) -> str:
@@ -116,28 +123,38 @@ def _fingerprint(*parts: Any) -> str:
 
 
 # --- registration ------------------------------------------------------------------------
-def model_package_store(*, data: bytes) -> str:
-    """Keep an uploaded package zip under MEDIA_ROOT/models/, content-addressed; returns
-    the location to register. The zip is checked before it is kept."""
-    import tempfile
+def _stored_dir(sha: str) -> Path:
+    return Path(settings.MEDIA_ROOT) / "models" / sha
 
-    sha = hashlib.sha256(data).hexdigest()
-    rel = f"models/{sha}.zip"
-    target = Path(settings.MEDIA_ROOT) / rel
-    if not target.exists():
+
+def model_package_store(*, package: Package) -> str:
+    """Copy a checked package's two files into managed storage, MEDIA_ROOT/models/<package
+    sha256>/, and return the location to register. Content-addressed and never rewritten,
+    so retraining into the folder a package came from cannot change what a registered
+    version serves (the load path also re-checks the sha256 of what it reads)."""
+    target = _stored_dir(package.sha256)
+    if not (target / "model.pt").is_file():
         target.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(
-            dir=target.parent, prefix=".tmp-", suffix=".zip", delete=False
-        ) as fh:
-            fh.write(data)
-            tmp = Path(fh.name)
+        tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".tmp-"))
         try:
-            read_package(tmp)
-        except PackageError as exc:
-            tmp.unlink(missing_ok=True)
-            raise _package_error(exc) from None
-        tmp.replace(target)
-    return MEDIA_PREFIX + rel
+            (tmp / "model.json").write_bytes(package.manifest_bytes)
+            (tmp / "model.pt").write_bytes(package.weights)
+            try:
+                tmp.rename(target)
+            except OSError:
+                if not (target / "model.pt").is_file():  # not a concurrent identical store
+                    raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return f"{MEDIA_PREFIX}models/{package.sha256}"
+
+
+def _package_unstore(location: str) -> None:
+    """Remove a stored package no model version refers to (a lost registration race)."""
+    if location.startswith(MEDIA_PREFIX + "models/") and not (
+        ModelVersion.objects.filter(location=location).exists()
+    ):
+        shutil.rmtree(resolve_location(location), ignore_errors=True)
 
 
 def model_register(
@@ -154,15 +171,23 @@ def model_register(
     options: Mapping[str, Any] | None = None,
     preprocessing: Mapping[str, Any] | None = None,
     created_by: Any = None,
+    package_data: bytes | None = None,
 ) -> ModelVersion:
     """Register a model against a dataset. Permission (staff or campaign manager) is the
-    caller's to check. Loads the model once to prove it answers; nothing is written when
-    any check fails."""
+    caller's to check. Loads the model once to prove it answers; nothing is written (no
+    row, no file) when any check fails.
+
+    A TorchScript package comes as a path (`location`) or as the bytes of an uploaded zip
+    (`package_data`); either way it is checked in the sandbox (op allowlist, test forward
+    under time and memory limits), then copied into managed storage, and the version is
+    registered at that copy."""
     if kind not in Kind.values:
         raise ValidationFailed(
             f"kind must be one of {', '.join(Kind.values)}, got {kind!r}", code="model_kind"
         )
     location = (location or "").strip()
+    if package_data is not None and kind == Kind.TORCHSCRIPT:
+        location = location or "upload.zip"
     if not location:
         raise ValidationFailed(
             "a model needs a location (package path, entry point or URL)", code="model_location"
@@ -174,7 +199,11 @@ def model_register(
     modality_kinds: dict[str, str | None]
     if kind == Kind.TORCHSCRIPT:
         try:
-            package: Package = read_package(resolve_location(location))
+            package: Package = (
+                read_package(location, data=package_data)
+                if package_data is not None
+                else read_package(resolve_location(location))
+            )
         except PackageError as exc:
             raise _package_error(exc) from None
         m = package.manifest
@@ -189,6 +218,7 @@ def model_register(
         modality_kinds = {x: m.kind_of(x) for x in m.modalities}
         sha = package.sha256
         manifest = m.summary()
+        manifest["op_scan"] = {"policy_version": POLICY_VERSION}
         factorized = m.factorized
         description = m.description if description is None else description
     else:
@@ -252,18 +282,13 @@ def model_register(
 
     existing = ModelVersion.objects.filter(name=name, version=version).first()
     if existing is not None:
-        return _same_or_conflict(existing, sha=sha, kind=kind, mapping=mapping, explicit=label_map)
+        return _same_or_conflict(
+            existing, sha=sha, kind=kind, mapping=mapping, explicit=label_map, dataset=dataset
+        )
 
     if kind == Kind.TORCHSCRIPT:
-        # Loading proves model.pt is TorchScript with the exports model.json lists.
-        try:
-            adapter = build_adapter(kind=kind, location=location, expected_sha256=sha)
-        except PackageError as exc:
-            raise _package_error(exc) from None
-        except ModelError as exc:
-            raise ValidationFailed(
-                f"the model does not run: {exc}", code="package_unloadable"
-            ) from None
+        adapter = _torchscript_admit(package)
+        location = model_package_store(package=package)
     try:
         with transaction.atomic():
             mv = ModelVersion.objects.create(
@@ -284,11 +309,36 @@ def model_register(
             )
     except IntegrityError:
         # Someone registered the same name and version between our check and insert.
+        if kind == Kind.TORCHSCRIPT:
+            _package_unstore(location)
         existing = ModelVersion.objects.get(name=name, version=version)
-        return _same_or_conflict(existing, sha=sha, kind=kind, mapping=mapping, explicit=label_map)
+        return _same_or_conflict(
+            existing, sha=sha, kind=kind, mapping=mapping, explicit=label_map, dataset=dataset
+        )
     if adapter is not None:
         adapter_cache_put(mv, adapter)
     return mv
+
+
+def _torchscript_admit(package: Package) -> Any:
+    """The sandboxed check first (the first load of an archive runs its code), then the
+    same bytes loaded here; for everyone, staff included."""
+    from models_bridge.adapters.limits import ModelTimeout
+    from models_bridge.adapters.torchscript import TorchScriptAdapter
+
+    try:
+        package_check(package)
+        return TorchScriptAdapter.from_package(package)
+    except PackageError as exc:
+        raise _package_error(exc) from None
+    except ModelTimeout as exc:
+        raise ValidationFailed(
+            f"the model's test forward overran its time limit: {exc}", code="model_call_timeout"
+        ) from None
+    except ModelError as exc:
+        raise ValidationFailed(
+            f"the model does not run: {exc}", code="package_unloadable"
+        ) from None
 
 
 def _exports(adapter: Any) -> list[str]:
@@ -305,6 +355,7 @@ def _same_or_conflict(
     kind: str,
     mapping: dict[str, str],
     explicit: Mapping[str, Any] | None,
+    dataset: Dataset,
 ) -> ModelVersion:
     if existing.package_sha256 != sha or existing.kind != kind:
         raise Conflict(
@@ -316,6 +367,16 @@ def _same_or_conflict(
         raise Conflict(
             f"{existing.name}@{existing.version} is already registered with another label mapping",
             code="model_version_immutable",
+        )
+    if existing.dataset_id != dataset.pk:
+        # name@version is one row for the installation, bound to the dataset it was checked
+        # against: handing it back for another dataset would pass off that check as this one's.
+        raise Conflict(
+            f"{existing.name}@{existing.version} is already registered for another dataset "
+            f"(id {existing.dataset_id}); attach it to this dataset's campaigns if it fits, or "
+            "register the package under a new version for this dataset",
+            code="model_version_other_dataset",
+            details={"model": existing.pk, "dataset": existing.dataset_id},
         )
     return existing
 

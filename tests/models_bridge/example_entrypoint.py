@@ -73,3 +73,22 @@ def wrong_shape_adapter() -> Any:
             return np.zeros((batch.size, 5))
 
     return Wrong()
+
+
+SLOW_CALLS: list[int] = []
+
+
+def slow_adapter(delay: float = 1.0) -> Any:
+    """Answers after `delay` seconds; counts the calls that reached it."""
+    import time
+
+    class Slow:
+        labels = LABELS
+        modalities = ["text"]
+
+        def predict(self, batch: Batch) -> np.ndarray:
+            SLOW_CALLS.append(batch.size)
+            time.sleep(delay)
+            return np.zeros((batch.size, 2), dtype=np.float32)
+
+    return Slow()

@@ -166,7 +166,7 @@ def test_entrypoint_adapter_runs_a_model_that_will_not_script():
     ("location", "code"),
     [
         ("not an entry point", "entrypoint_syntax"),
-        ("tests.models_bridge.no_such_module:make", "entrypoint_import"),
+        ("tests.models_bridge.no_such_module:make", "entrypoint_not_importable"),
         ("tests.models_bridge.example_entrypoint:nothing_here", "entrypoint_import"),
         ("tests.models_bridge.example_entrypoint:LABELS", "entrypoint_import"),
     ],

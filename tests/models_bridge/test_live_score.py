@@ -347,7 +347,12 @@ def test_failing_model_is_unavailable_while_others_answer(evqa_campaign, evqa_pe
         from models_bridge.services.loading import adapter_cache_clear
 
         adapter_cache_clear()
-        (models_dir / "easyvqa-image-only" / "model.pt").write_bytes(b"not torchscript any more")
+        # Damage the managed copy the version is registered at (the source folder no
+        # longer matters once registered).
+        from models_bridge.services.loading import resolve_location
+
+        broken = next(mv for mv in mvs if mv.name == "easyvqa-image-only")
+        (resolve_location(broken.location) / "model.pt").write_bytes(b"not torchscript any more")
         a = lease(evqa_campaign, evqa_people["shown"])
         r = client_for(evqa_people["shown"]).post(
             URL,

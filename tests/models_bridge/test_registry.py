@@ -171,10 +171,10 @@ def test_entrypoint_registration_and_scoring(db):
 def test_health(evqa, tmp_path):
     mv = model_register(dataset=evqa, kind="torchscript", location=str(copy_pkg(tmp_path)))
     assert model_health(model_version=mv)["status"] == "ok"
-    from models_bridge.services.loading import adapter_cache_clear
+    from models_bridge.services.loading import adapter_cache_clear, resolve_location
 
     adapter_cache_clear()
-    Path(mv.location, "model.pt").write_bytes(b"garbage")
+    (resolve_location(mv.location) / "model.pt").write_bytes(b"garbage")
     health = model_health(model_version=mv)
     assert health["status"] == "unavailable" and "changed" in health["detail"]
 

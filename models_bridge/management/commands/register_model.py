@@ -10,11 +10,13 @@
 Options: --label-map '{"model label": "dataset label"}', --option key=value (entry point
 factory keyword arguments, JSON values allowed), --campaign NAME to also attach it to a
 campaign's live feedback. The command is run by whoever controls the server, so local
-paths anywhere are accepted (the REST endpoint is stricter)."""
+paths anywhere are accepted (the REST endpoint is stricter); the package is copied into
+managed storage (MEDIA_ROOT/models/<sha256>/) and checked in the sandbox like any other."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -79,11 +81,16 @@ class Command(BaseCommand):
                     label_map = json.loads(opts["label_map"]) if opts["label_map"] else None
                 except json.JSONDecodeError as exc:
                     raise CommandError(f"--label-map is not JSON: {exc}") from None
+                location = opts["location"]
+                if opts["kind"] == "torchscript" and Path(location).exists():
+                    # A path given on the command line means this shell's working directory;
+                    # a bare name that is not a path here is looked up in COUNTERPOINT_MODELS_DIR.
+                    location = str(Path(location).resolve())
                 mvs = [
                     model_register(
                         dataset=dataset,
                         kind=opts["kind"],
-                        location=opts["location"],
+                        location=location,
                         name=opts["name"],
                         version=opts["model_version"],
                         description=opts["description"],
