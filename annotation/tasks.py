@@ -10,6 +10,7 @@ from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 
+from annotation.importers.errors import group_errors
 from annotation.models import Job
 from annotation.services.imports import import_job_run
 from annotation.services.jobs import job_claim, job_finish, job_log, job_progress_reporter
@@ -58,11 +59,18 @@ def import_run(job_id: int) -> None:
     except ServiceError as exc:
         job_log(job_id=job_id, message=f"failed: {exc.message}")
         details, count = _capped(exc.details)
+        groups, left_off = group_errors(exc.details if isinstance(exc.details, list) else [])
         job_finish(
             job_id=job_id,
             status=Job.Status.FAILED,
             error=exc.message,
-            result={"code": exc.code, "details": details, "details_total": count},
+            result={
+                "code": exc.code,
+                "details": details,
+                "details_total": count,
+                "error_groups": groups,
+                "error_groups_left_off": left_off,
+            },
         )
         return
     except SoftTimeLimitExceeded:

@@ -29,7 +29,7 @@ from django.db import IntegrityError, transaction
 from annotation.importers import easyvqa as evqa
 from annotation.importers import errors as E
 from annotation.importers.archive import extract_zip
-from annotation.importers.errors import FieldProblem, LineError
+from annotation.importers.errors import FieldProblem, LineError, format_group, group_errors
 from annotation.importers.images import ImageInfo, ImageReader
 from annotation.importers.manifest import PreparedRow, Schema, read_manifest
 from annotation.importers.schema_file import build_schema, load_schema_file
@@ -59,11 +59,14 @@ class ImportReport:
     seconds: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
+        groups, left_off = group_errors(self.errors)
         return {
             "dataset": {"id": self.dataset.pk, "name": self.dataset.name} if self.dataset else None,
             "created": self.created,
             "skipped_existing": self.skipped_existing,
             "errors": self.errors,
+            "error_groups": groups,
+            "error_groups_left_off": left_off,
             "media_created": self.media_created,
             "media_reused": self.media_reused,
             "seconds": round(self.seconds, 3),
@@ -94,18 +97,22 @@ def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
         yield items[i : i + size]
 
 
-def _invalid(errors: list[LineError], *, what: str = "the manifest") -> ValidationFailed:
+def _invalid(
+    errors: list[LineError], *, what: str = "the manifest", skip_option: str | None = "skip_invalid"
+) -> ValidationFailed:
+    """The all-or-nothing refusal. The message names the first groups of identical errors
+    (group_errors), not the first lines, so one systematic mistake reads as one sentence;
+    `details` keeps every line for clients; `skip_option` is how the caller spells the option
+    that imports the good lines (None: the import has no such option)."""
     errors = sorted(errors, key=lambda e: (e.line, e.field))
     lines = {e.line for e in errors}
-    shown = "; ".join(str(e) for e in errors[:MAX_REPORTED_IN_MESSAGE])
-    more = (
-        f" (and {len(errors) - MAX_REPORTED_IN_MESSAGE} more)"
-        if len(errors) > MAX_REPORTED_IN_MESSAGE
-        else ""
-    )
+    groups, left_off = group_errors(errors, limit=MAX_REPORTED_IN_MESSAGE)
+    shown = "; ".join(format_group(g) for g in groups)
+    more = f" (and {left_off} more kinds of error)" if left_off else ""
+    hint = f"Fix them, or import the good lines with {skip_option}." if skip_option else "Fix them."
     return ValidationFailed(
         f"{len(lines)} line(s) of {what} are invalid, so nothing was imported: {shown}{more}. "
-        "Fix them, or import the good lines with skip_invalid.",
+        + hint,
         code="import_invalid",
         details=[e.as_dict() for e in errors],
     )
@@ -331,12 +338,13 @@ def _finish(
     created_by: Any,
     started: float,
     what: str,
+    skip_option: str | None = "skip_invalid",
 ) -> ImportReport:
     dataset = Dataset.objects.filter(name=dataset_name).first()
     rows, skipped, changed = _against_existing(dataset, rows)
     errors = sorted([*errors, *changed], key=lambda e: (e.line, e.field))
     if errors and (not skip_invalid or (not rows and not skipped)):
-        raise _invalid(errors, what=what)
+        raise _invalid(errors, what=what, skip_option=skip_option)
     report = ImportReport(
         dataset=dataset, skipped_existing=skipped, errors=[e.as_dict() for e in errors]
     )
@@ -430,6 +438,7 @@ def easyvqa_import(
         created_by=created_by,
         started=started,
         what=f"easy-VQA {split}",
+        skip_option=None,
     )
 
 
@@ -444,6 +453,7 @@ def manifest_import(
     skip_invalid: bool = False,
     created_by: Any = None,
     progress: Progress | None = None,
+    skip_option: str = "skip_invalid",
 ) -> ImportReport:
     """Import a JSONL or CSV manifest (see annotation.importers.manifest for the format).
     Image paths are relative to the manifest's folder and may not leave it."""
@@ -475,7 +485,7 @@ def manifest_import(
     except FieldProblem as p:
         raise ValidationFailed(p.message, code=p.code) from None
     if result.fatal:
-        raise _invalid([*result.fatal, *result.errors])
+        raise _invalid([*result.fatal, *result.errors], skip_option=None)
     return _finish(
         dataset_name=dataset_name,
         schema=schema,
@@ -486,6 +496,7 @@ def manifest_import(
         created_by=created_by,
         started=started,
         what="the manifest",
+        skip_option=skip_option,
     )
 
 
