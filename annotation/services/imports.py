@@ -127,6 +127,7 @@ def resolve_schema(
     modalities: Any = None,
     label_space: Any = None,
     schema_path: Path | str | None = None,
+    metadata_types: dict[str, str] | None = None,
 ) -> tuple[Schema, str]:
     """The schema of the import: flags override the schema file; an existing dataset supplies
     what neither gives, and must agree with what they give. Returns (schema, description)."""
@@ -135,6 +136,7 @@ def resolve_schema(
         loaded = load_schema_file(Path(schema_path))
         modalities = modalities if modalities is not None else loaded.get("modalities")
         label_space = label_space if label_space is not None else loaded.get("label_space")
+        metadata_types = metadata_types or loaded.get("metadata")
         description = loaded.get("description", "")
     existing = Dataset.objects.filter(name=dataset_name).first()
     if existing is not None:
@@ -148,7 +150,9 @@ def resolve_schema(
                 f"{existing.modalities}, labels {existing.label_space}); import into a new dataset name",
                 code="dataset_schema_mismatch",
             )
-        return Schema(modalities=list(mods), label_space=list(labels)), existing.description
+        return Schema(
+            modalities=list(mods), label_space=list(labels), metadata_types=metadata_types or {}
+        ), existing.description
     if modalities is None:
         raise ValidationFailed(
             f"dataset {dataset_name!r} does not exist yet: give its modalities (e.g. image:image,text:text) "
@@ -160,7 +164,9 @@ def resolve_schema(
             f"dataset {dataset_name!r} does not exist yet: give its label space (labels or a schema file)",
             code=E.SCHEMA_MISSING,
         )
-    return build_schema(modalities=modalities, label_space=label_space), description
+    return build_schema(
+        modalities=modalities, label_space=label_space, metadata_types=metadata_types
+    ), description
 
 
 # --- write phase ------------------------------------------------------------------------------
@@ -454,6 +460,7 @@ def manifest_import(
     created_by: Any = None,
     progress: Progress | None = None,
     skip_option: str = "skip_invalid",
+    metadata_types: dict[str, str] | None = None,
 ) -> ImportReport:
     """Import a JSONL or CSV manifest (see annotation.importers.manifest for the format).
     Image paths are relative to the manifest's folder and may not leave it."""
@@ -469,6 +476,7 @@ def manifest_import(
         modalities=modalities,
         label_space=label_space,
         schema_path=schema_path,
+        metadata_types=metadata_types,
     )
     max_bytes, max_pixels, max_text = _limits()
     reader = ImageReader(base_dir=manifest_path.parent, max_bytes=max_bytes, max_pixels=max_pixels)
@@ -617,6 +625,7 @@ def import_job_create(
         )
     mods = _parse_list_field(modalities, flag_parser=parse_modalities_flag)
     labels = _parse_list_field(label_space, flag_parser=parse_labels_flag)
+    metadata_types: dict[str, str] | None = None
     token = uuid.uuid4().hex
     staging = _staging_dir(token)
     try:
@@ -625,7 +634,13 @@ def import_job_create(
             loaded = load_schema_file(staging / "schema.json")
             mods = mods if mods is not None else loaded.get("modalities")
             labels = labels if labels is not None else loaded.get("label_space")
-        schema, _ = resolve_schema(dataset_name=dataset_name, modalities=mods, label_space=labels)
+            metadata_types = loaded.get("metadata")
+        schema, _ = resolve_schema(
+            dataset_name=dataset_name,
+            modalities=mods,
+            label_space=labels,
+            metadata_types=metadata_types,
+        )
         _save_upload(manifest, staging / "files" / f"{MANIFEST_NAME}.{fmt}")
         if media_archive is not None:
             _save_upload(media_archive, staging / "media.zip")
@@ -634,6 +649,7 @@ def import_job_create(
                 "staging": token,
                 "modalities": schema.modalities,
                 "label_space": schema.label_space,
+                "metadata_types": schema.metadata_types,
                 "skip_invalid": bool(skip_invalid),
                 "archive": media_archive is not None,
                 "manifest_name": getattr(manifest, "name", ""),
@@ -691,6 +707,7 @@ def import_job_run(
             fmt=fmt,
             modalities=params.get("modalities"),
             label_space=params.get("label_space"),
+            metadata_types=params.get("metadata_types"),
             skip_invalid=bool(params.get("skip_invalid")),
             created_by=job.created_by,
             progress=progress,

@@ -59,7 +59,9 @@ class Command(BaseCommand):
         parser.add_argument("--modalities", help="jsonl/csv: e.g. image:image,text:text")
         parser.add_argument("--labels", help="jsonl/csv: the label space, e.g. yes,no")
         parser.add_argument(
-            "--schema", help='jsonl/csv: a JSON file {"modalities": [...], "label_space": [...]}'
+            "--schema",
+            help='jsonl/csv: a JSON file {"modalities": [...], "label_space": [...], '
+            '"metadata": {"key": "integer|number|boolean|string"}} (docs/importing.md)',
         )
         parser.add_argument(
             "--skip-invalid", action="store_true", help="import the good lines, report the rest"
