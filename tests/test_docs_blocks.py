@@ -7,8 +7,9 @@ Conventions (docs/architecture.md, "Documentation that runs"):
   the interpreter running the tests), so files a block writes stay out of the checkout and
   the blocks of one page share them, the database and the media folder.
 - ```json blocks must parse.
-- `<!-- file: NAME -->` right before a block writes the block to NAME (relative to that
-  folder) instead of running it: a schema file or a manifest the next blocks use.
+- `<!-- file: NAME -->` right before a block (any language) writes the block to NAME
+  (relative to that folder) instead of running it: a schema file or a manifest the next
+  blocks use.
 - `<!-- not-run: reason -->` right before a block skips it; the reason is required. Used
   sparingly: commands that start servers, download, or run for minutes.
 - Blocks in any other language (```text, output, an unlabeled sketch) are not run.
@@ -59,6 +60,9 @@ NOT_INHERITED = (
 )
 
 _FENCE = re.compile(r"^(?P<indent> {0,3})(?P<fence>`{3,}|~{3,})\s*(?P<info>[^`\s]*)[^`]*$")
+# A block that installs or serves would change the shared interpreter or never end: such a
+# block must say not-run (checked before anything runs).
+_MUST_NOT_RUN = re.compile(r"^\s*(make\b|pip3? install|\S*/pip3? install|playwright install)", re.M)
 _DIRECTIVE = re.compile(r"^\s*<!--\s*(?P<kind>not-run|file)\s*:\s*(?P<arg>.*?)\s*-->\s*$")
 
 
@@ -218,6 +222,9 @@ def _run(block: Block, work: Path, env: dict[str, str]) -> None:
             return
     if block.file is not None:
         target = work / block.file
+        # Written beside the symlinked checkout, never through a symlink into it.
+        if target.parent.resolve() != (work / Path(block.file).parent).absolute():
+            raise AssertionError(f"{block.where()}: {block.file} would be written into the checkout")
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(block.code)
         return
@@ -247,10 +254,14 @@ def _page_id(page: Path) -> str:
 def test_every_block_of_the_page_runs(
     page: Path, page_room: tuple[Path, dict[str, str]], server_for: object
 ) -> None:
-    blocks = [b for b in extract_blocks(page.read_text(), _page_id(page)) if b.lang in RUN]
+    blocks = [
+        b for b in extract_blocks(page.read_text(), _page_id(page)) if b.lang in RUN or b.file
+    ]
     runnable = [b for b in blocks if b.not_run is None]
     if not runnable:
         pytest.skip(f"{_page_id(page)} has no runnable blocks")
+    unsafe = [b.where() for b in runnable if _MUST_NOT_RUN.search(b.code)]
+    assert not unsafe, f"blocks that install or serve must be marked not-run: {unsafe}"
     work, env = page_room
     if any("COUNTERPOINT_URL" in b.code for b in runnable):
         env = {**env, "COUNTERPOINT_URL": server_for()}  # type: ignore[operator]
