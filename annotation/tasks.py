@@ -1,4 +1,4 @@
-"""Celery tasks of the campaign domain (DESIGN §9.5): each takes a job's primary key, claims it
+"""Celery tasks of the campaign domain (docs/architecture.md "Conventions"): each takes a job's primary key, claims it
 with a conditional update (so a redelivered message does nothing), calls one service, and
 records the outcome on the Job row. Routed to the `io` queue (counterpoint/celery.py)."""
 

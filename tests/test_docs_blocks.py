@@ -224,7 +224,9 @@ def _run(block: Block, work: Path, env: dict[str, str]) -> None:
         target = work / block.file
         # Written beside the symlinked checkout, never through a symlink into it.
         if target.parent.resolve() != (work / Path(block.file).parent).absolute():
-            raise AssertionError(f"{block.where()}: {block.file} would be written into the checkout")
+            raise AssertionError(
+                f"{block.where()}: {block.file} would be written into the checkout"
+            )
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(block.code)
         return

@@ -1,5 +1,5 @@
 """Live scoring: one draft edit against every model of the campaign, synchronously and
-in process, stored as an Attempt (DESIGN §5 step 4).
+in process, stored as an Attempt (docs/architecture.md "Counterfactual protocol").
 
 Lean by design — it answers on every pause in typing: one query finds every cached
 score of original and draft for all models, the models that miss run on a batch of at

@@ -1,4 +1,4 @@
-// Live model panel (DESIGN §5 step 4): after an edit, score the draft against the campaign's
+// Live model panel (docs/architecture.md "Counterfactual protocol"): after an edit, score the draft against the campaign's
 // models and show each model's probabilities on the draft beside its prediction on the
 // original, with a clear "flipped" mark. Hidden for annotators in the hidden-feedback arm.
 //
