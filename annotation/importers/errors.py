@@ -116,7 +116,7 @@ def group_errors(
     by_key: dict[tuple[str, str, str], list[int]] = {}
     for err in errors:
         by_key.setdefault(_key_of(err), []).append(_line_of(err))
-    groups = [
+    groups: list[dict[str, Any]] = [
         {
             "lines": _where(lines),
             "count": len(lines),
@@ -127,7 +127,7 @@ def group_errors(
         }
         for (fld, code, message), lines in by_key.items()
     ]
-    groups.sort(key=lambda g: (-g["count"], g["first_line"], g["field"]))
+    groups.sort(key=lambda g: (-int(g["count"]), int(g["first_line"]), str(g["field"])))
     return groups[:limit], max(0, len(groups) - limit)
 
 

@@ -40,7 +40,8 @@ class Command(BaseCommand):
             password = secrets.token_urlsafe(12)
         else:
             # A password on the command line would be in the shell history and `ps`.
-            password = opts.get("stdin", sys.stdin).readline().rstrip("\r\n")
+            stdin = opts.get("stdin") or sys.stdin
+            password = stdin.readline().rstrip("\r\n")
         try:
             user = user_create(
                 username=opts["username"],
