@@ -1,4 +1,4 @@
-"""One access helper per guarded object (DESIGN §9.2). Views never check roles inline.
+"""One access helper per guarded object (docs/architecture.md "Conventions"). Views never check roles inline.
 
 Rules: staff see everything; a campaign's managers manage it; annotators and validators see
 only the campaigns they belong to and, inside them, only the assignments they hold. A

@@ -1,4 +1,4 @@
-"""The one scaffolding of every Job task (DESIGN §9.5): claim the job (a conditional update
+"""The one scaffolding of every Job task (docs/architecture.md "Conventions"): claim the job (a conditional update
 that is also a lease), log the start, keep the lease alive while one service does the work,
 and finish SUCCEEDED or FAILED with a named code. Tasks only say what their work is.
 
@@ -130,12 +130,14 @@ def run_job(
     hard_limit_s: int,
     on_failure: str,
     keep_result_on_failure: bool = False,
+    failure_result: Callable[[ServiceError], dict[str, Any]] | None = None,
 ) -> str | None:
     """Claim job `job_id` and run `work` on it; record the outcome on the row. Returns the
     final status, or None when this delivery did not get the job. `what` names the work in
     messages ("the import"); `on_failure` says what a failure leaves ("nothing was
     imported"). With `keep_result_on_failure`, a failed job keeps the result the work saved
-    so far (a cursor to resume from), with the code added."""
+    so far (a cursor to resume from), with the code added. `failure_result` adds the work's
+    own figures to the result of a job refused with a ServiceError."""
     # Read before the claim only to word the log line; the claim itself decides.
     before = Job.objects.filter(pk=job_id).values_list("status", flat=True).first()
     token = job_claim(job_id=job_id)
@@ -148,7 +150,9 @@ def run_job(
     job_log(job_id=job_id, message=start_message(job))
     run = JobRun(job=job, token=token, progress=job_progress_reporter(job_id=job_id, token=token))
 
-    def fail(code: str, message: str, details: Any = None) -> str:
+    def fail(
+        code: str, message: str, details: Any = None, extra: dict[str, Any] | None = None
+    ) -> str:
         result: dict[str, Any] = {}
         if keep_result_on_failure:
             saved = Job.objects.values_list("result", flat=True).get(pk=job_id)
@@ -156,6 +160,7 @@ def run_job(
         result["code"] = code
         if details is not None:
             result["details"], result["details_total"] = capped(details)
+        result.update(extra or {})
         job_log(job_id=job_id, message=f"failed: {message}")
         job_finish(
             job_id=job_id, status=Job.Status.FAILED, error=message, result=result, token=token
@@ -169,7 +174,8 @@ def run_job(
         logger.warning("job %s was taken over while this worker ran it; stopping", job_id)
         return None
     except ServiceError as exc:
-        return fail(exc.code, exc.message, exc.details)
+        extra = failure_result(exc) if failure_result is not None else None
+        return fail(exc.code, exc.message, exc.details, extra)
     except SoftTimeLimitExceeded:
         return fail(
             "job_time_limit", f"{what} ran over its time limit of {soft_limit_s} s; {on_failure}"

@@ -1,4 +1,4 @@
-"""Minimality figures of a counterfactual edit (DESIGN §5), DB-free.
+"""Minimality figures of a counterfactual edit (docs/architecture.md "Counterfactual protocol"), DB-free.
 
 - text: tokens are runs of word characters plus each punctuation mark on its own (so "?" →
   "." counts as one substitution, and whitespace never counts). Tokens are compared

@@ -1,5 +1,6 @@
-"""The campaign domain of DESIGN §3. Every "one per" rule is a database constraint (§9.6);
-model methods compute from their own row only (§9.3): behaviour lives in services/."""
+"""The campaign domain (docs/architecture.md "Domain"). Every "one per" rule is a database
+constraint; model methods compute from their own row only: behaviour lives in services/
+(docs/architecture.md "Conventions")."""
 
 from __future__ import annotations
 
@@ -144,7 +145,7 @@ class Campaign(models.Model):
     validations_required = models.PositiveSmallIntegerField(default=3)
     validations_to_verify = models.PositiveSmallIntegerField(default=2)
     score_cap_per_assignment = models.PositiveIntegerField(default=500)
-    # Per-question switches and wording overrides for the reliance questions of DESIGN §4.
+    # Per-question switches and wording overrides for the reliance questions (docs/architecture.md "Reliance questions").
     questions = models.JSONField(default=dict, blank=True)
     seed = models.IntegerField(default=0)
     # Keys gold placement with the seed (policy.is_gold_item, policy.want_gold) so the seed,
@@ -316,7 +317,7 @@ class Assignment(models.Model):
 
 class Annotation(models.Model):
     class Reliance(models.TextChoices):
-        # DESIGN §4: the plain-words answer is mapped; this is the stored category.
+        # docs/architecture.md "Reliance questions": the plain-words answer is mapped; this is the stored category.
         SPECIALIZATION = "specialization"  # only one modality was needed (see reliance_modality)
         EQUIVALENCE = "equivalence"  # either alone would do (redundancy)
         SYNERGY = "synergy"  # both together, neither alone says anything
@@ -395,7 +396,7 @@ class CounterfactualEdit(models.Model):
     content_hash = models.CharField(max_length=64, db_index=True)
     original_label = models.CharField(max_length=200)
     target_label = models.CharField(max_length=200)
-    # DESIGN §5 figures: text {token_distance, minimality, char_distance, tokens};
+    # docs/architecture.md "Counterfactual protocol" figures: text {token_distance, minimality, char_distance, tokens};
     # image {pixel_fraction, changed_pixels, bbox_area, bbox}; tabular {fraction_changed, scaled_l1}.
     minimality = models.JSONField(default=dict)
     # model version id (str) → {"original": {...}, "edit": {...}} score summaries.

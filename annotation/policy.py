@@ -1,4 +1,4 @@
-"""Assignment policy, DB-free (DESIGN §9.8): which example, edit or quota cell comes next.
+"""Assignment policy, DB-free (docs/architecture.md "Conventions"): which example, edit or quota cell comes next.
 
 The assignment services run the same ordering in SQL (so PostgreSQL can lock the first free
 row with SKIP LOCKED); these functions are the reference the services are tested against,

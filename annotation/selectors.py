@@ -1,6 +1,6 @@
 """Reads the annotator views share: task payloads, progress, the caller's place in a campaign.
 
-What a Task may contain is decided here, once (docs: /work/briefs/annotator_api.md): never a
+What a Task may contain is decided here, once (docs/annotator_api.md): never a
 gold flag or gold label, never another annotator's label, never model outputs; for a
 validation task the edited values only (no original, no target label, no author)."""
 

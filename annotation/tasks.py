@@ -1,4 +1,4 @@
-"""Celery tasks of the campaign domain (DESIGN §9.5): each takes a job's primary key and
+"""Celery tasks of the campaign domain (docs/architecture.md "Conventions"): each takes a job's primary key and
 hands it to annotation/job_runner.py, which claims it (a conditional update and a lease, so
 a duplicate delivery does nothing and a dead worker's job is taken over), calls one service
 and records the outcome on the Job row. Routed to the `io` queue (counterpoint/celery.py)."""
@@ -10,12 +10,20 @@ from typing import Any
 from celery import shared_task
 from django.conf import settings
 
+from annotation.importers.errors import group_errors
 from annotation.job_runner import JobOutcome, JobRun, capped, run_job
 from annotation.models import Job
 from annotation.services.imports import import_job_run
+from counterpoint.errors import ServiceError
 
 IMPORT_SOFT_LIMIT_S = int(getattr(settings, "CELERY_TASK_SOFT_TIME_LIMIT", 3600))
 IMPORT_HARD_LIMIT_S = int(getattr(settings, "CELERY_TASK_TIME_LIMIT", 3900))
+
+
+def _import_failure(exc: ServiceError) -> dict[str, Any]:
+    # A refused manifest: the same grouped lines the command prints.
+    groups, left_off = group_errors(exc.details if isinstance(exc.details, list) else [])
+    return {"error_groups": groups, "error_groups_left_off": left_off}
 
 
 def _import_work(run: JobRun) -> JobOutcome:
@@ -58,6 +66,7 @@ def import_run(self: Any, job_id: int) -> None:
         soft_limit_s=IMPORT_SOFT_LIMIT_S,
         hard_limit_s=IMPORT_HARD_LIMIT_S,
         on_failure="nothing was imported",
+        failure_result=_import_failure,
     )
 
 

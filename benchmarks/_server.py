@@ -1,17 +1,22 @@
-"""Helpers shared by the benchmarks that start their own gunicorn on 127.0.0.1."""
+"""Helpers shared by the benchmarks that start their own gunicorn on 127.0.0.1. The free
+port and the Chromium launch come from tests/tooling.py, the one copy the test suite uses."""
 
 from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
+import sys
+from pathlib import Path
 
+# Benchmarks run as scripts from benchmarks/; the repository root holds the `tests` package.
+_ROOT = str(Path(__file__).resolve().parents[1])
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.tooling import CHROMIUM, CHROMIUM_ARGS, chromium_missing, free_port  # noqa: E402
+
+__all__ = ["CHROMIUM", "CHROMIUM_ARGS", "chromium_missing", "free_port", "stop_gunicorn"]
 
 
 def stop_gunicorn(proc: subprocess.Popen[bytes] | None) -> None:

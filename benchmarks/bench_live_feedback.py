@@ -33,19 +33,10 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from _server import free_port, stop_gunicorn
+from _server import CHROMIUM, CHROMIUM_ARGS, chromium_missing, free_port, stop_gunicorn
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 EDITS = 50
 BARE = 50
 BURSTS = 10
@@ -303,7 +294,7 @@ def measure(base: str, info: dict[str, Any]) -> None:
 
 
 def main() -> None:
-    if not Path(CHROMIUM).exists():
+    if chromium_missing():
         print(f"skipped: {CHROMIUM} is not installed (apt-get install chromium)")
         return
     var = Path(tempfile.mkdtemp(prefix="bench-live-feedback-"))

@@ -1,4 +1,4 @@
-"""Registry of model versions and the score cache (DESIGN §3, §6). No torch here: the
+"""Registry of model versions and the score cache (docs/architecture.md "Domain", docs/models.md). No torch here: the
 tables are plain data so every process can read them without loading a framework."""
 
 from __future__ import annotations

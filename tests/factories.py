@@ -1,4 +1,4 @@
-"""factory_boy factories for the domain (DESIGN §9.10: factories, not JSON fixtures)."""
+"""factory_boy factories for the domain (docs/architecture.md "Conventions": factories, not JSON fixtures)."""
 
 from __future__ import annotations
 

@@ -63,3 +63,21 @@ def test_sqlite_options_take_write_lock_at_begin(settings):
     opts = settings.DATABASES["default"]["OPTIONS"]
     assert opts["transaction_mode"] == "IMMEDIATE"
     assert "journal_mode=WAL" in opts["init_command"]
+
+
+def test_every_variable_settings_read_is_documented() -> None:
+    """README's table and .env.example name every variable counterpoint/settings.py reads."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    read = set(
+        re.findall(
+            r'env_\w+\(\s*"([A-Z][A-Z0-9_]+)"', (root / "counterpoint/settings.py").read_text()
+        )
+    )
+    readme = (root / "README.md").read_text()
+    example = (root / ".env.example").read_text()
+    assert read, "no env_* calls found in settings.py"
+    assert sorted(v for v in read if f"`{v}`" not in readme) == []
+    assert sorted(v for v in read if not re.search(rf"^#?\s*{v}=", example, re.M)) == []

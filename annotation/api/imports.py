@@ -49,7 +49,9 @@ class ImportRequestSerializer(serializers.Serializer):
         required=False, help_text="jsonl/csv: a zip of the media the manifest names"
     )
     schema = serializers.FileField(
-        required=False, help_text='{"modalities": [...], "label_space": [...]}'
+        required=False,
+        help_text='{"modalities": [...], "label_space": [...], "metadata": {key: type}} '
+        "(docs/importing.md)",
     )
     modalities = ListOrStringField(required=False, help_text="image:image,text:text or a JSON list")
     labels = ListOrStringField(required=False, help_text="a,b,c or a JSON list")

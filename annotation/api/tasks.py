@@ -1,4 +1,4 @@
-"""Annotator API (contract: docs in /work/briefs/annotator_api.md): lease, task, draft, submit,
+"""Annotator API (contract: docs/annotator_api.md): lease, task, draft, submit,
 skip, my progress. Thin views: access helper → one service → serialize. Every assignment
 endpoint goes through access.assignment_for_user, so only the lease holder gets past it."""
 

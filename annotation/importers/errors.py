@@ -34,6 +34,7 @@ MANIFEST_EMPTY = "manifest_empty"
 MANIFEST_MISSING = "manifest_missing"
 MANIFEST_UNREADABLE = "manifest_unreadable"
 SCHEMA_FILE_INVALID = "schema_file_invalid"
+SCHEMA_FILE_UNKNOWN_KEY = "schema_file_unknown_key"
 SCHEMA_MISSING = "schema_missing"
 METADATA_TOO_LARGE = "metadata_too_large"
 ARCHIVE_INVALID = "archive_invalid"
@@ -65,3 +66,78 @@ class LineError:
     def __str__(self) -> str:
         where = f"line {self.line}" if self.line else "file"
         return f"{where}, {self.field or '-'}: {self.message} [{self.code}]"
+
+
+# A report shows at most this many groups: one systematic mistake over a million lines is one
+# group, and a file with many different mistakes still prints a screenful, not a scroll.
+MAX_ERROR_GROUPS = 20
+# Per group, at most this many line ranges are spelled out ("1-3, 7, 9-12 … and 40 more").
+MAX_RANGES_SHOWN = 8
+
+
+def _line_of(err: LineError | dict[str, Any]) -> int:
+    return err.line if isinstance(err, LineError) else int(err.get("line") or 0)
+
+
+def _key_of(err: LineError | dict[str, Any]) -> tuple[str, str, str]:
+    if isinstance(err, LineError):
+        return (err.field, err.code, err.message)
+    return (str(err.get("field") or ""), str(err.get("code") or ""), str(err.get("message") or ""))
+
+
+def line_ranges(lines: list[int]) -> list[tuple[int, int]]:
+    """Sorted, distinct line numbers as closed ranges: [1, 2, 3, 7] → [(1, 3), (7, 7)]."""
+    out: list[tuple[int, int]] = []
+    for n in sorted(set(lines)):
+        if out and n == out[-1][1] + 1:
+            out[-1] = (out[-1][0], n)
+        else:
+            out.append((n, n))
+    return out
+
+
+def _where(lines: list[int]) -> str:
+    ranges = line_ranges(lines)
+    if ranges == [(0, 0)]:
+        return "file"
+    parts = [f"{a}" if a == b else f"{a}-{b}" for a, b in ranges[:MAX_RANGES_SHOWN]]
+    more = len(ranges) - MAX_RANGES_SHOWN
+    word = "line" if len(lines) == 1 else "lines"
+    return f"{word} {', '.join(parts)}" + (f" and {more} more ranges" if more > 0 else "")
+
+
+def group_errors(
+    errors: list[LineError] | list[dict[str, Any]], *, limit: int = MAX_ERROR_GROUPS
+) -> tuple[list[dict[str, Any]], int]:
+    """Group errors that are identical but for their line (same field, rule and message),
+    largest group first, then by first line. Returns (at most `limit` groups, how many groups
+    were left off). Each group: {"lines": "lines 1-600", "count", "first_line", "field",
+    "code", "message"}. Pure: the import service, the command and the job result all call it."""
+    by_key: dict[tuple[str, str, str], list[int]] = {}
+    for err in errors:
+        by_key.setdefault(_key_of(err), []).append(_line_of(err))
+    groups: list[dict[str, Any]] = [
+        {
+            "lines": _where(lines),
+            "count": len(lines),
+            "first_line": min(lines),
+            "field": fld,
+            "code": code,
+            "message": message,
+        }
+        for (fld, code, message), lines in by_key.items()
+    ]
+    groups.sort(key=lambda g: (-int(g["count"]), int(g["first_line"]), str(g["field"])))
+    return groups[:limit], max(0, len(groups) - limit)
+
+
+def format_group(group: dict[str, Any]) -> str:
+    return f"{group['lines']}, {group['field'] or '-'}: {group['message']} [{group['code']}]"
+
+
+def format_groups(groups: list[dict[str, Any]], left_off: int) -> list[str]:
+    """The printable lines of a grouped report, with the "and N more" line when capped."""
+    lines = [format_group(g) for g in groups]
+    if left_off:
+        lines.append(f"… and {left_off} more kinds of error")
+    return lines

@@ -4,7 +4,8 @@ JSONL line: {"external_id": "a1", "values": {"image": "imgs/a1.png", "text": "..
              "label": "yes", "split": "test", "metadata": {...}}  (label, split, metadata optional;
              `id` is accepted for external_id)
 CSV: a header row with `external_id` (or `id`), one column per modality, optional `label`,
-`split`, `metadata` (a JSON object) and `metadata.<key>` / `meta.<key>` columns (string values).
+`split`, `metadata` (a JSON object) and `metadata.<key>` / `meta.<key>` columns (text, or the
+type the schema file declares for the key: annotation.importers.metadata).
 
 `read_manifest` validates every record and returns the good rows and every bad line; it never
 stops at the first error, so a report lists all of them at once."""
@@ -22,6 +23,7 @@ from typing import Any, BinaryIO
 from annotation.importers import errors as E
 from annotation.importers.errors import FieldProblem, LineError
 from annotation.importers.images import ImageInfo, ImageReader
+from annotation.importers.metadata import check_metadata_types, metadata_from_text
 from annotation.schema import content_hash, tabular_value_ok
 
 MAX_EXTERNAL_ID = 255
@@ -37,6 +39,8 @@ Progress = Callable[[int, int], None]
 class Schema:
     modalities: list[dict[str, str]]
     label_space: list[str]
+    # Declared metadata key → type (annotation.importers.metadata); undeclared keys are free.
+    metadata_types: dict[str, str] = field(default_factory=dict)
 
     @property
     def kinds(self) -> dict[str, str]:
@@ -274,6 +278,7 @@ class RecordValidator:
                 E.METADATA_TOO_LARGE,
                 f"metadata is {len(blob):,} characters of JSON, over the cap of {self.max_text:,}",
             )
+        check_metadata_types(raw, self.schema.metadata_types)
         return raw
 
 
@@ -506,9 +511,18 @@ def _iter_csv(
                 )
                 continue
             meta.update(loaded)
+        typing_failed = False
         for col, val in cells.items():
             if col.startswith("metadata.") and val != "":
-                meta[col[len("metadata.") :]] = val
+                key = col[len("metadata.") :]
+                kind = schema.metadata_types.get(key)
+                try:
+                    meta[key] = metadata_from_text(kind, val, key=key) if kind else val
+                except FieldProblem as p:
+                    typing_failed = True
+                    yield line_no, LineError(line_no, col, p.code, p.message)
+        if typing_failed:
+            continue
         if meta:
             rec["metadata"] = meta
         yield line_no, rec

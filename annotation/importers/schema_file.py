@@ -7,11 +7,14 @@ from pathlib import Path
 from typing import Any
 
 from annotation.importers import errors as E
+from annotation.importers.errors import FieldProblem
 from annotation.importers.manifest import Schema
+from annotation.importers.metadata import parse_metadata_types
 from annotation.schema import normalise_label_space, normalise_modalities
 from counterpoint.errors import ValidationFailed
 
 MAX_SCHEMA_BYTES = 1024 * 1024
+SCHEMA_FILE_KEYS = ("modalities", "label_space", "metadata", "description")
 
 
 def parse_modalities_flag(raw: str) -> list[str]:
@@ -36,8 +39,9 @@ def parse_labels_flag(raw: str) -> list[str]:
 
 
 def load_schema_file(path: Path) -> dict[str, Any]:
-    """{"modalities": [...], "label_space": [...]} ("labels" is accepted for label_space).
-    Either key may be absent (then flags or the existing dataset supply it)."""
+    """{"modalities": [...], "label_space": [...], "metadata": {key: type}, "description": "…"}
+    (docs/importing.md). Any key may be absent (then flags or the existing dataset supply it);
+    any other key is refused with schema_file_unknown_key, which names the accepted ones."""
     try:
         raw = path.read_bytes()[: MAX_SCHEMA_BYTES + 1]
     except FileNotFoundError:
@@ -68,23 +72,36 @@ def load_schema_file(path: Path) -> dict[str, Any]:
             f"schema file {path} must hold an object with modalities and label_space",
             code=E.SCHEMA_FILE_INVALID,
         )
-    unknown = sorted(set(loaded) - {"modalities", "label_space", "labels", "description"})
+    unknown = sorted(set(loaded) - set(SCHEMA_FILE_KEYS))
     if unknown:
+        # One spelling per key: a silently accepted alias is a second rule to keep in step.
+        hint = " (the label space is spelled label_space)" if "labels" in unknown else ""
         raise ValidationFailed(
-            f"schema file {path} has unknown keys {unknown}; use modalities and label_space",
-            code=E.SCHEMA_FILE_INVALID,
+            f"schema file {path} has unknown key(s) {', '.join(map(repr, unknown))}; "
+            f"the accepted keys are {', '.join(SCHEMA_FILE_KEYS)}{hint}",
+            code=E.SCHEMA_FILE_UNKNOWN_KEY,
+            details={"unknown": unknown, "accepted": list(SCHEMA_FILE_KEYS)},
         )
     out: dict[str, Any] = {}
     if "modalities" in loaded:
         out["modalities"] = loaded["modalities"]
-    if "label_space" in loaded or "labels" in loaded:
-        out["label_space"] = loaded.get("label_space", loaded.get("labels"))
+    if "label_space" in loaded:
+        out["label_space"] = loaded["label_space"]
+    if "metadata" in loaded:
+        try:
+            out["metadata"] = parse_metadata_types(loaded["metadata"])
+        except FieldProblem as p:
+            raise ValidationFailed(f"schema file {path}: {p.message}", code=p.code) from None
     if "description" in loaded:
         out["description"] = str(loaded["description"])
     return out
 
 
-def build_schema(*, modalities: Any, label_space: Any) -> Schema:
+def build_schema(
+    *, modalities: Any, label_space: Any, metadata_types: dict[str, str] | None = None
+) -> Schema:
     return Schema(
-        modalities=normalise_modalities(modalities), label_space=normalise_label_space(label_space)
+        modalities=normalise_modalities(modalities),
+        label_space=normalise_label_space(label_space),
+        metadata_types=dict(metadata_types or {}),
     )

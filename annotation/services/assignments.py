@@ -1,4 +1,4 @@
-"""Leases (DESIGN §3 Assignment): hand out the next example or edit, expire, skip, drafts.
+"""Leases (docs/architecture.md "Domain"): hand out the next example or edit, expire, skip, drafts.
 
 Invariant kept here and in annotations/validations: for every pool row
 `completed + in_flight ≤ redundancy`, where `in_flight` counts the example's ACTIVE annotate

@@ -1,4 +1,4 @@
-"""Attempts (DESIGN §3): each draft of an edit that was scored live, in order, with its
+"""Attempts (docs/architecture.md "Domain"): each draft of an edit that was scored live, in order, with its
 scores. The model bridge scores the draft; the row itself is the campaign domain's, written
 here.
 

@@ -1,4 +1,4 @@
-"""Counterfactual edits (DESIGN §5): check a submitted edit against the protocol, then store it.
+"""Counterfactual edits (docs/architecture.md "Counterfactual protocol"): check a submitted edit against the protocol, then store it.
 
 `counterfactual_check` reads (the original image) but writes nothing, so a refused edit leaves
 nothing behind; `counterfactual_store_media` writes the edited image (content-addressed, so a
@@ -128,7 +128,7 @@ def counterfactual_check(
     counterfactual: Any,
     tabular_mad: Any = None,
 ) -> CheckedEdit:
-    """Check an edit against DESIGN §5 and the campaign's settings. Raises ValidationFailed
+    """Check an edit against docs/architecture.md "Counterfactual protocol" and the campaign's settings. Raises ValidationFailed
     naming the broken rule. `tabular_mad(modality) → {feature: MAD}` is only called for a
     tabular edit."""
     dataset = campaign.dataset

@@ -30,7 +30,7 @@ from django.db import IntegrityError, transaction
 from annotation.importers import easyvqa as evqa
 from annotation.importers import errors as E
 from annotation.importers.archive import extract_zip
-from annotation.importers.errors import FieldProblem, LineError
+from annotation.importers.errors import FieldProblem, LineError, format_group, group_errors
 from annotation.importers.images import ImageInfo, ImageReader
 from annotation.importers.manifest import PreparedRow, Schema, read_manifest
 from annotation.importers.schema_file import build_schema, load_schema_file
@@ -61,11 +61,14 @@ class ImportReport:
     seconds: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
+        groups, left_off = group_errors(self.errors)
         return {
             "dataset": {"id": self.dataset.pk, "name": self.dataset.name} if self.dataset else None,
             "created": self.created,
             "skipped_existing": self.skipped_existing,
             "errors": self.errors,
+            "error_groups": groups,
+            "error_groups_left_off": left_off,
             "media_created": self.media_created,
             "media_reused": self.media_reused,
             "seconds": round(self.seconds, 3),
@@ -96,18 +99,22 @@ def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
         yield items[i : i + size]
 
 
-def _invalid(errors: list[LineError], *, what: str = "the manifest") -> ValidationFailed:
+def _invalid(
+    errors: list[LineError], *, what: str = "the manifest", skip_option: str | None = "skip_invalid"
+) -> ValidationFailed:
+    """The all-or-nothing refusal. The message names the first groups of identical errors
+    (group_errors), not the first lines, so one systematic mistake reads as one sentence;
+    `details` keeps every line for clients; `skip_option` is how the caller spells the option
+    that imports the good lines (None: the import has no such option)."""
     errors = sorted(errors, key=lambda e: (e.line, e.field))
     lines = {e.line for e in errors}
-    shown = "; ".join(str(e) for e in errors[:MAX_REPORTED_IN_MESSAGE])
-    more = (
-        f" (and {len(errors) - MAX_REPORTED_IN_MESSAGE} more)"
-        if len(errors) > MAX_REPORTED_IN_MESSAGE
-        else ""
-    )
+    groups, left_off = group_errors(errors, limit=MAX_REPORTED_IN_MESSAGE)
+    shown = "; ".join(format_group(g) for g in groups)
+    more = f" (and {left_off} more kinds of error)" if left_off else ""
+    hint = f"Fix them, or import the good lines with {skip_option}." if skip_option else "Fix them."
     return ValidationFailed(
         f"{len(lines)} line(s) of {what} are invalid, so nothing was imported: {shown}{more}. "
-        "Fix them, or import the good lines with skip_invalid.",
+        + hint,
         code="import_invalid",
         details=[e.as_dict() for e in errors],
     )
@@ -122,6 +129,7 @@ def resolve_schema(
     modalities: Any = None,
     label_space: Any = None,
     schema_path: Path | str | None = None,
+    metadata_types: dict[str, str] | None = None,
 ) -> tuple[Schema, str]:
     """The schema of the import: flags override the schema file; an existing dataset supplies
     what neither gives, and must agree with what they give. Returns (schema, description)."""
@@ -130,6 +138,7 @@ def resolve_schema(
         loaded = load_schema_file(Path(schema_path))
         modalities = modalities if modalities is not None else loaded.get("modalities")
         label_space = label_space if label_space is not None else loaded.get("label_space")
+        metadata_types = metadata_types or loaded.get("metadata")
         description = loaded.get("description", "")
     existing = Dataset.objects.filter(name=dataset_name).first()
     if existing is not None:
@@ -143,7 +152,9 @@ def resolve_schema(
                 f"{existing.modalities}, labels {existing.label_space}); import into a new dataset name",
                 code="dataset_schema_mismatch",
             )
-        return Schema(modalities=list(mods), label_space=list(labels)), existing.description
+        return Schema(
+            modalities=list(mods), label_space=list(labels), metadata_types=metadata_types or {}
+        ), existing.description
     if modalities is None:
         raise ValidationFailed(
             f"dataset {dataset_name!r} does not exist yet: give its modalities (e.g. image:image,text:text) "
@@ -155,7 +166,9 @@ def resolve_schema(
             f"dataset {dataset_name!r} does not exist yet: give its label space (labels or a schema file)",
             code=E.SCHEMA_MISSING,
         )
-    return build_schema(modalities=modalities, label_space=label_space), description
+    return build_schema(
+        modalities=modalities, label_space=label_space, metadata_types=metadata_types
+    ), description
 
 
 # --- write phase ------------------------------------------------------------------------------
@@ -337,12 +350,13 @@ def _finish(
     created_by: Any,
     started: float,
     what: str,
+    skip_option: str | None = "skip_invalid",
 ) -> ImportReport:
     dataset = Dataset.objects.filter(name=dataset_name).first()
     rows, skipped, changed = _against_existing(dataset, rows)
     errors = sorted([*errors, *changed], key=lambda e: (e.line, e.field))
     if errors and (not skip_invalid or (not rows and not skipped)):
-        raise _invalid(errors, what=what)
+        raise _invalid(errors, what=what, skip_option=skip_option)
     report = ImportReport(
         dataset=dataset, skipped_existing=skipped, errors=[e.as_dict() for e in errors]
     )
@@ -436,6 +450,7 @@ def easyvqa_import(
         created_by=created_by,
         started=started,
         what=f"easy-VQA {split}",
+        skip_option=None,
     )
 
 
@@ -450,6 +465,8 @@ def manifest_import(
     skip_invalid: bool = False,
     created_by: Any = None,
     progress: Progress | None = None,
+    skip_option: str = "skip_invalid",
+    metadata_types: dict[str, str] | None = None,
 ) -> ImportReport:
     """Import a JSONL or CSV manifest (see annotation.importers.manifest for the format).
     Image paths are relative to the manifest's folder and may not leave it."""
@@ -465,6 +482,7 @@ def manifest_import(
         modalities=modalities,
         label_space=label_space,
         schema_path=schema_path,
+        metadata_types=metadata_types,
     )
     max_bytes, max_pixels, max_text = _limits()
     reader = ImageReader(base_dir=manifest_path.parent, max_bytes=max_bytes, max_pixels=max_pixels)
@@ -481,7 +499,7 @@ def manifest_import(
     except FieldProblem as p:
         raise ValidationFailed(p.message, code=p.code) from None
     if result.fatal:
-        raise _invalid([*result.fatal, *result.errors])
+        raise _invalid([*result.fatal, *result.errors], skip_option=None)
     return _finish(
         dataset_name=dataset_name,
         schema=schema,
@@ -492,6 +510,7 @@ def manifest_import(
         created_by=created_by,
         started=started,
         what="the manifest",
+        skip_option=skip_option,
     )
 
 
@@ -612,6 +631,7 @@ def import_job_create(
         )
     mods = _parse_list_field(modalities, flag_parser=parse_modalities_flag)
     labels = _parse_list_field(label_space, flag_parser=parse_labels_flag)
+    metadata_types: dict[str, str] | None = None
     token = uuid.uuid4().hex
     staging = _staging_dir(token)
     try:
@@ -620,7 +640,13 @@ def import_job_create(
             loaded = load_schema_file(staging / "schema.json")
             mods = mods if mods is not None else loaded.get("modalities")
             labels = labels if labels is not None else loaded.get("label_space")
-        schema, _ = resolve_schema(dataset_name=dataset_name, modalities=mods, label_space=labels)
+            metadata_types = loaded.get("metadata")
+        schema, _ = resolve_schema(
+            dataset_name=dataset_name,
+            modalities=mods,
+            label_space=labels,
+            metadata_types=metadata_types,
+        )
         _save_upload(manifest, staging / "files" / f"{MANIFEST_NAME}.{fmt}")
         if media_archive is not None:
             _save_upload(media_archive, staging / "media.zip")
@@ -629,6 +655,7 @@ def import_job_create(
                 "staging": token,
                 "modalities": schema.modalities,
                 "label_space": schema.label_space,
+                "metadata_types": schema.metadata_types,
                 "skip_invalid": bool(skip_invalid),
                 "archive": media_archive is not None,
                 "manifest_name": getattr(manifest, "name", ""),
@@ -687,6 +714,7 @@ def import_job_run(
             fmt=fmt,
             modalities=params.get("modalities"),
             label_space=params.get("label_space"),
+            metadata_types=params.get("metadata_types"),
             skip_invalid=bool(params.get("skip_invalid")),
             created_by=job.created_by,
             progress=progress,

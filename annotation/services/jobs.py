@@ -1,4 +1,4 @@
-"""Jobs: asynchronous units of work run by Celery workers (DESIGN §3, §9.5).
+"""Jobs: asynchronous units of work run by Celery workers (docs/architecture.md "Domain" and "Conventions").
 
 Life cycle: job_create (PENDING) → job_enqueue (sent on commit) → the task calls job_claim,
 a conditional update, so of two deliveries of the same message only one runs → job_progress /

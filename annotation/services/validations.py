@@ -1,4 +1,4 @@
-"""Blind validation of counterfactual edits (DESIGN §3, §5.6).
+"""Blind validation of counterfactual edits (docs/architecture.md "Domain" and "Counterfactual protocol").
 
 Verdict rule, with R = campaign.validations_required and V = campaign.validations_to_verify:
 - a validation *agrees* when its label is the edit's target label and it is not flagged

@@ -1,2 +1,2 @@
-"""Adapters turn model inputs into logits over a model's labels (DESIGN §6). This package
+"""Adapters turn model inputs into logits over a model's labels (docs/models.md). This package
 imports no Django, so an MLServer process can load a package with the same code."""

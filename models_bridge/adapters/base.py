@@ -1,4 +1,4 @@
-"""The Adapter interface of DESIGN §6 and the Batch it reads.
+"""The Adapter interface of docs/models.md and the Batch it reads.
 
 A Batch holds raw values per modality, in the dataset's form: text as a string, image as
 an ImageValue (content hash + bytes or a path), tabular as {feature: number}. Adapters
@@ -108,7 +108,7 @@ class Adapter:
             raise NotImplementedError(f"{type(self).__name__} implements neither predict nor run")
         return self.run(self.prepare(batch))
 
-    # Optional factorized interface for fast EMAP and ablations (DESIGN §6, §7).
+    # Optional factorized interface for fast EMAP and ablations (docs/models.md).
     def encode(self, modality: str, values: Sequence[Any]) -> Any:
         raise NotFactorized(f"{type(self).__name__} does not expose encode()")
 

@@ -1,7 +1,7 @@
 """The five reference easy-VQA networks, one per interaction family.
 
 Every model exposes the same TorchScript interface so that the Counterpoint loader can
-treat them uniformly (see docs/reference_models.md and DESIGN.md section 6):
+treat them uniformly (see docs/reference_models.md and docs/models.md):
 
 - ``forward(inputs)`` -> (B, C) logits, reading ``inputs["text"]`` (LongTensor (B, L))
   and/or ``inputs["image"]`` (FloatTensor (B, 3, H, W));

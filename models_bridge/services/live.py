@@ -1,5 +1,5 @@
 """Live scoring: one draft edit against every model of the campaign, synchronously and
-in process, recorded as an Attempt (DESIGN §5 step 4) through annotation.services.attempts.
+in process, recorded as an Attempt (docs/architecture.md "Counterfactual protocol") through annotation.services.attempts.
 
 Lean by design — it answers on every pause in typing: one query finds every cached
 score of original and draft for all models, the models that miss run on a batch of at

@@ -1,4 +1,4 @@
-"""Model registration, health and the shipped reference models (DESIGN §6).
+"""Model registration, health and the shipped reference models (docs/models.md).
 
 A ModelVersion is immutable: registering the same name and version again with the same
 package for the same dataset is a no-op that returns the existing row; with a different

@@ -1,5 +1,5 @@
 """Cached, batched scoring: score(model_version, inputs) → logits, probabilities,
-predicted label per input (DESIGN §6).
+predicted label per input (docs/models.md).
 
 Cache: a Score row per (model version, input hash), unique in the database. The input
 hash is annotation.schema.content_hash over only the modalities the model reads, so an

@@ -1,4 +1,4 @@
-"""Minimality figures of DESIGN §5 (annotation/minimality.py). Distances are checked against
+"""Minimality figures (docs/architecture.md "Counterfactual protocol"; annotation/minimality.py). Distances are checked against
 rapidfuzz (an established Levenshtein implementation) and textbook values; image and tabular
 figures against shapes drawn with known areas and hand-computable medians."""
 

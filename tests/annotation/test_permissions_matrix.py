@@ -1,4 +1,4 @@
-"""Role x endpoint matrix (DESIGN §9.10) for the annotator API and the dataset/campaign API.
+"""Role x endpoint matrix (docs/architecture.md "Conventions") for the annotator API and the dataset/campaign API.
 
 Personas: the campaign's manager, two annotators, a validator, an outsider (signed in, no
 membership) and an anonymous client. The open assignment belongs to `annotator`. Objects a

@@ -1,4 +1,4 @@
-"""Submit enforces DESIGN §5 on the server, names the broken rule, writes nothing on refusal,
+"""Submit enforces docs/architecture.md "Counterfactual protocol" on the server, names the broken rule, writes nothing on refusal,
 keeps the draft, and stores an idempotent submission once."""
 
 from __future__ import annotations

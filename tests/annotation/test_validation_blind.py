@@ -1,4 +1,4 @@
-"""Blind validation (DESIGN §3 Validation): nobody who was given the original example to annotate
+"""Blind validation (docs/architecture.md "Domain", Validation): nobody who was given the original example to annotate
 is offered its edits, the validation task names nothing of the original, and a manager is warned
 when the team cannot supply enough validators. Runs on SQLite and on PostgreSQL (DATABASE_URL)."""
 

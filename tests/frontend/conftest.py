@@ -15,22 +15,15 @@ from typing import Any
 
 import pytest
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
+from tests.tooling import CHROMIUM, CHROMIUM_ARGS, chromium_missing
+
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
 PASSWORD = "pw-for-tests"  # tests.factories.UserFactory
 VIEWPORT = {"width": 1280, "height": 800}
 
 
 def chromium_missing_reason() -> str | None:
-    if not Path(CHROMIUM).exists():
+    if chromium_missing():
         return f"{CHROMIUM} is not installed (apt-get install chromium; .ci/run does this)"
     try:
         import playwright.sync_api  # noqa: F401

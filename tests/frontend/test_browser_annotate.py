@@ -78,7 +78,7 @@ def test_label_evidence_reliance_and_text_edit_that_flips_the_model(page: Any, e
     choose_label_with_keyboard(page, labels, example.label)
     page.keyboard.press("Shift+Digit4")
     assert page.is_checked("#conf-4")
-    # Reliance (DESIGN §4, plain words) → stored as the category.
+    # Reliance (docs/architecture.md "Reliance questions", plain words) → stored as the category.
     page.get_by_label("I needed both together; neither alone says anything").check()
     # Evidence: a word of the question and a box on the image.
     page.locator(".markable .word", has_text=re.compile(rf"^{flip.word}$")).first.click()
@@ -129,7 +129,7 @@ def test_label_evidence_reliance_and_text_edit_that_flips_the_model(page: Any, e
     )
     assert ("reaches target" if reaches else "changed, not to target") in row.inner_text()
     assert page.locator("#live-panel .live-model").count() == len(evqa.models)
-    # The live diff and meter agree with the server's definition (DESIGN §5).
+    # The live diff and meter agree with the server's definition (docs/architecture.md "Counterfactual protocol").
     assert page.inner_text("#cf-text-diff del") == flip.word
     assert page.inner_text("#cf-text-diff ins") == flip.replacement
     expected = text_minimality(question, flip.edited)["minimality"]

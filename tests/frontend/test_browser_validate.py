@@ -88,5 +88,5 @@ def test_validate_someone_elses_edit_blind(page: Any, evqa: Any) -> None:
     broken = [v for v in done.values() if v.broken]
     assert len(labelled) == 1 and labelled[0].label == target
     assert len(broken) == 1 and broken[0].comment == "The question has a stray mark."
-    # One validation of one required, agreeing with the target: verified (DESIGN §3).
+    # One validation of one required, agreeing with the target: verified (docs/architecture.md "Domain").
     assert CounterfactualEdit.objects.get(pk=labelled[0].edit_id).status == "verified"

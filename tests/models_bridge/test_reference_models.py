@@ -36,7 +36,7 @@ BASE_EXPORTS = {"forward", "encode_text", "encode_image", "fuse"}
 SUBSET_SIZE = 500
 SHAPES = {"circle", "rectangle", "triangle"}
 
-# TorchScript is the package format (DESIGN section 6); its deprecation notice is noise here.
+# TorchScript is the package format (docs/models.md); its deprecation notice is noise here.
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
 
 

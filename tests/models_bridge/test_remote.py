@@ -9,7 +9,6 @@ import http.server
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -26,16 +25,11 @@ from models_bridge.adapters.base import Batch, ImageValue, ModelError
 from models_bridge.adapters.remote import CircuitBreaker, CircuitOpen, RemoteAdapter
 from models_bridge.adapters.torchscript import TorchScriptAdapter
 from tests.models_bridge.conftest import package_dir
+from tests.tooling import free_port
 
 KINDS = {"image": "image", "text": "text"}
 START_TIMEOUT_S = 90
 MODEL = "easyvqa-additive"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextlib.contextmanager

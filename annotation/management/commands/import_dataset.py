@@ -9,6 +9,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from annotation.importers.errors import format_groups, group_errors
 from annotation.importers.schema_file import parse_labels_flag, parse_modalities_flag
 from annotation.services.imports import ImportReport, easyvqa_import, manifest_import
 from counterpoint.errors import ServiceError
@@ -58,7 +59,9 @@ class Command(BaseCommand):
         parser.add_argument("--modalities", help="jsonl/csv: e.g. image:image,text:text")
         parser.add_argument("--labels", help="jsonl/csv: the label space, e.g. yes,no")
         parser.add_argument(
-            "--schema", help='jsonl/csv: a JSON file {"modalities": [...], "label_space": [...]}'
+            "--schema",
+            help='jsonl/csv: a JSON file {"modalities": [...], "label_space": [...], '
+            '"metadata": {"key": "integer|number|boolean|string"}} (docs/importing.md)',
         )
         parser.add_argument(
             "--skip-invalid", action="store_true", help="import the good lines, report the rest"
@@ -97,6 +100,7 @@ class Command(BaseCommand):
                     schema_path=opts["schema"],
                     skip_invalid=opts["skip_invalid"],
                     progress=bar,
+                    skip_option="--skip-invalid",
                 )
         except ServiceError as exc:
             bar.close()
@@ -106,14 +110,13 @@ class Command(BaseCommand):
         self._summary(report)
 
     def _print_errors(self, details: Any) -> None:
+        """Identical errors once with their line ranges, at most MAX_ERROR_GROUPS of them."""
         if not isinstance(details, list):
             return
-        for err in details:
-            if isinstance(err, dict) and "line" in err:
-                where = f"line {err['line']}" if err["line"] else "file"
-                self.stderr.write(
-                    f"  {where}, {err.get('field') or '-'}: {err.get('message')} [{err.get('code')}]"
-                )
+        errors = [err for err in details if isinstance(err, dict) and "line" in err]
+        groups, left_off = group_errors(errors)
+        for text in format_groups(groups, left_off):
+            self.stderr.write(f"  {text}")
 
     def _summary(self, report: ImportReport) -> None:
         name = report.dataset.name if report.dataset else "?"

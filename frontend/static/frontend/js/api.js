@@ -1,4 +1,4 @@
-// The REST client of the pages: same API external clients use (DESIGN §2).
+// The REST client of the pages: same API external clients use (docs/architecture.md).
 
 export class ApiError extends Error {
   constructor(status, code, message, details) {

@@ -1,4 +1,4 @@
-// Evidence marking on the label step (DESIGN §4 "What in the inputs mattered?"):
+// Evidence marking on the label step ("What in the inputs mattered?", docs/architecture.md "Reliance questions"):
 // words of a text (click or drag across words; keyboard: arrows + Space) and boxes on an
 // image (drag; keyboard: Enter adds a box, arrows move it, Shift+arrows resize, Delete removes).
 // Offsets are characters of the original text and pixels of the source image.

@@ -1,4 +1,4 @@
-// Canvas editor for a counterfactual image edit (DESIGN §5): brush with a colour picker and a
+// Canvas editor for a counterfactual image edit (docs/architecture.md "Counterfactual protocol"): brush with a colour picker and a
 // palette of the image's own colours, box fill, erase to background (the most common colour),
 // restore original pixels, undo/redo, zoom; a live changed-pixel meter. The canvas holds the
 // image at source resolution; CSS scales it up with crisp pixels. Uploads are PNG (lossless),

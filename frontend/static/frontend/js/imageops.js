@@ -1,5 +1,5 @@
 // Pixel arithmetic for the image editor, on RGBA byte arrays (ImageData.data layout).
-// DESIGN §5: a pixel counts as changed when any RGB channel differs (threshold 0; PNG is
+// docs/architecture.md "Counterfactual protocol": a pixel counts as changed when any RGB channel differs (threshold 0; PNG is
 // lossless), so these figures equal the server's on the uploaded PNG.
 
 /** Number of pixels whose RGB differs, and the bounding box of the change (or null). */

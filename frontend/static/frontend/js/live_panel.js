@@ -1,4 +1,4 @@
-// Live model panel (DESIGN §5 step 4): after an edit, score the draft against the campaign's
+// Live model panel (docs/architecture.md "Counterfactual protocol"): after an edit, score the draft against the campaign's
 // models and show each model's probabilities on the draft beside its prediction on the
 // original, and what its answer did: reaches the target, changed but not to the target, or
 // unchanged. The server tells that outcome (live.answer_outcome) against the target sent

@@ -1,5 +1,5 @@
 // Text counterfactual editor: the edited text, a live word-level diff against the original
-// and the edit-size meter (DESIGN §5: word Levenshtein / original token count).
+// and the edit-size meter (docs/architecture.md "Counterfactual protocol": word Levenshtein / original token count).
 import { el, clear } from "./util.js";
 import { diffSegments, textChanged, textMinimality } from "./textdiff.js";
 import { renderMeter } from "./meter.js";
@@ -83,7 +83,7 @@ export class TextEditor {
 }
 
 /** Tabular editor: one input per feature; changed values highlighted; the meter is the
- * fraction of features changed (DESIGN §5). */
+ * fraction of features changed (docs/architecture.md "Counterfactual protocol"). */
 export class TabularEditor {
   constructor({ original, budget, label, initial, onChange, onCommit }) {
     this.original = { ...(original || {}) };

@@ -1,4 +1,4 @@
-// Word-level edit size and diff for the text editor (DESIGN §5). The server recomputes the
+// Word-level edit size and diff for the text editor (docs/architecture.md "Counterfactual protocol"). The server recomputes the
 // same figures on submit; this copy only makes the meter live. Keep TOKEN_RE and tokenKey in
 // step with the server's tokenizer and token_key (annotation/minimality.py): tokens are
 // compared normalised (NFC, lower case), so a case-only or spacing-only change is no change,
@@ -88,7 +88,7 @@ export function diffTokens(a, b) {
   return ops.reverse();
 }
 
-/** DESIGN §5 text figures: token distance / original token count, and the character distance. */
+/** docs/architecture.md "Counterfactual protocol" text figures: token distance / original token count, and the character distance. */
 export function textMinimality(original, edited) {
   const a = tokenKeys(original);
   const b = tokenKeys(edited);

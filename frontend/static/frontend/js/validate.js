@@ -1,6 +1,6 @@
 // The validator page (/campaigns/<id>/validate/): someone else's edited example alone (no
-// original, no intended label), a label, a "broken / unreadable" flag and a comment (DESIGN
-// §5 step 6). Blind by construction: the task JSON holds only the edited values.
+// original, no intended label), a label, a "broken / unreadable" flag and a comment (docs/
+// architecture.md "Counterfactual protocol", step 6). Blind by construction: the task JSON holds only the edited values.
 import { api } from "./api.js";
 import { el, clear, uuid4, isTypingTarget, labelIndexForKey, pageConfig } from "./util.js";
 import { labelButtons, errorSlot, showError, toast, banner, signInLink, helpDialog } from "./common_ui.js";

@@ -54,7 +54,7 @@ const help = helpDialog([
 let S = null; // the current task's state
 
 function q(key, fallback) {
-  // Campaign overrides of the §4 questions: {key: false} or {key: {"enabled": false, "text": "..."}} or {key: "wording"}.
+  // Campaign overrides of the reliance questions (docs/architecture.md "Reliance questions"): {key: false} or {key: {"enabled": false, "text": "..."}} or {key: "wording"}.
   const raw = S.task.campaign.questions ? S.task.campaign.questions[key] : undefined;
   if (raw === false) return { enabled: false, text: fallback };
   if (typeof raw === "string") return { enabled: true, text: raw };
@@ -614,7 +614,7 @@ function buildBody() {
 async function submit() {
   if (S.submitting) return S.submitting; // a double click stores one submission
   clearErrors();
-  // Convenience checks only; the server enforces every rule (DESIGN §5).
+  // Convenience checks only; the server enforces every rule (docs/architecture.md "Counterfactual protocol").
   if (!S.label) return placeError("label", "Choose an answer first.");
   if (S.wantsEdit) {
     if (!S.cf.modality) return placeError("modality", "Choose which input you will change.");
