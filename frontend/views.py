@@ -36,6 +36,13 @@ def _campaign_or_page_error(request: HttpRequest, campaign_id: int, roles: list[
         raise PermissionDenied(exc.message) from None
 
 
+def manage_context(request: HttpRequest, campaign_id: int, *, tab: str) -> dict[str, Any]:
+    """The context every manager-console page (templates/frontend/manage/) starts from: the
+    campaign, if the caller manages it (404/403 page errors otherwise), and the current tab."""
+    campaign = _campaign_or_page_error(request, campaign_id, [Role.MANAGER])
+    return {"campaign": campaign, "campaign_id_str": str(campaign.pk), "tab": tab}
+
+
 @login_required
 @ensure_csrf_cookie
 def home(request: HttpRequest) -> HttpResponse:
