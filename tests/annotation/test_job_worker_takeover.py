@@ -72,7 +72,12 @@ def test_a_killed_workers_job_is_finished_once_by_the_next_worker(
         assert r.status_code == 202, r.content
         job_id = r.json()["id"]
         deadline = time.monotonic() + 60
-        while Job.objects.get(pk=job_id).status == Job.Status.PENDING:
+        # Kill once the run has started its work (claimed and logged its start), not in the
+        # instant between the claim and the first log line.
+        while not any(
+            e["message"].startswith("import started")
+            for e in Job.objects.values_list("log", flat=True).get(pk=job_id) or []
+        ):
             assert time.monotonic() < deadline, (tmp_path / "first.log").read_text()[-3000:]
             time.sleep(0.01)
         first.kill()  # SIGKILL mid-job: no cleanup, no finish, the message unacknowledged
