@@ -83,8 +83,7 @@ def _pair_fields() -> list[Column]:
         Column(
             "minimality_value",
             "float",
-            "the budgeted figure: text minimality, image pixel_fraction, tabular "
-            "fraction_changed",
+            "the budgeted figure: text minimality, image pixel_fraction, tabular fraction_changed",
         ),
         Column(
             "scores",
@@ -262,5 +261,5 @@ def datasheet(
 
 def _fmt_number(value: Any) -> str:
     if isinstance(value, float):
-        return f"{value:.4f}"
+        return "undefined" if value != value else f"{value:.4f}"
     return "—" if value is None else str(value)

@@ -543,9 +543,7 @@ def export_build(
     modalities = list(dataset.modalities)
     tables = {t: fmtmod.columns(t, modalities) for t in fmtmod.TABLES}
     total = (
-        Annotation.objects.filter(
-            campaign=campaign, id__lte=snapshot.max_annotation_id
-        ).count()
+        Annotation.objects.filter(campaign=campaign, id__lte=snapshot.max_annotation_id).count()
         + CounterfactualEdit.objects.filter(campaign=campaign, id__lte=snapshot.max_edit_id).count()
     )
     names = _model_names(campaign)
