@@ -162,7 +162,7 @@ def csv_cell(column: Column, value: Any) -> Any:
     if value is None:
         return ""
     if column.kind == "json":
-        return json_cell(value)
+        return value if isinstance(value, str) else json_cell(value)
     if column.kind == "image":
         return value.get("path", "") if isinstance(value, dict) else str(value)
     if column.kind == "bool":

@@ -15,6 +15,7 @@ twice, or taken over from a dead worker, renames the same bytes onto the same na
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
 import json
@@ -29,9 +30,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+import orjson
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import Max, TextField
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from annotation import export_format as fmtmod
@@ -202,13 +205,37 @@ def _image_shas(values: Any, images: list[str]) -> set[str]:
     return {v for name in images if isinstance(v := values.get(name), str)}
 
 
+# A nested field is carried as the database's JSON text, never decoded: JSONL embeds it as
+# it is (orjson.Fragment), CSV and Parquet write it as the string it already is.
+RawWrap = Callable[[str], Any]
+
+
+# JSON columns read as text (alias → column): decoding and re-encoding every nested field
+# of a million rows would cost more than the rest of the export.
+ANNOTATION_JSON = {"raw_values": "example__values", "raw_evidence": "evidence"}
+EDIT_JSON = {
+    "raw_values": "example__values",
+    "raw_edited": "edited_values",
+    "raw_minimality": "minimality",
+    "raw_scores": "scores",
+    "raw_evidence": "annotation__evidence",
+}
+
+
+def _raw_for(fmt: str) -> RawWrap:
+    return orjson.Fragment if fmt == "jsonl" else str
+
+
+def _decoded(value: Any) -> Any:
+    return None if value is None else orjson.loads(value)
+
+
 ANNOTATION_FIELDS = (
     "id",
     "example_id",
     "example__external_id",
     "example__split",
     "example__label",
-    "example__values",
     "is_gold",
     "annotator__username",
     "label",
@@ -216,7 +243,6 @@ ANNOTATION_FIELDS = (
     "rationale",
     "reliance",
     "reliance_modality",
-    "evidence",
     "time_spent_ms",
     "late",
     "edit__id",
@@ -230,20 +256,15 @@ EDIT_FIELDS = (
     "example__external_id",
     "example__split",
     "example__label",
-    "example__values",
     "author__username",
     "modality",
-    "edited_values",
     "original_label",
     "target_label",
-    "minimality",
-    "scores",
     "status",
     "validations_count",
     "validations_agree",
     "annotation__reliance",
     "annotation__reliance_modality",
-    "annotation__evidence",
     "annotation__rationale",
     "annotation__confidence",
     "annotation__assignment__attempts_count",
@@ -251,9 +272,13 @@ EDIT_FIELDS = (
 )
 
 
-def _keyset(qs: Any, fields: tuple[str, ...], batch_rows: int) -> Iterator[list[dict[str, Any]]]:
+def _keyset(
+    qs: Any, fields: tuple[str, ...], raw_json: dict[str, str], batch_rows: int
+) -> Iterator[list[dict[str, Any]]]:
     """Batches of rows in id order, each one query (`id > last`), so no cursor stays open
-    across writes and memory holds one batch."""
+    across writes and memory holds one batch. `raw_json` columns come as JSON text."""
+    qs = qs.annotate(**{alias: Cast(col, TextField()) for alias, col in raw_json.items()})
+    fields = (*fields, *raw_json)
     last = 0
     while True:
         rows = list(qs.filter(id__gt=last).order_by("id").values(*fields)[:batch_rows])
@@ -266,15 +291,22 @@ def _keyset(qs: Any, fields: tuple[str, ...], batch_rows: int) -> Iterator[list[
 
 
 def _annotation_rows(
-    campaign: Campaign, snap: Snapshot, modalities: list[dict[str, Any]], media: _Media, n: int
+    campaign: Campaign,
+    snap: Snapshot,
+    modalities: list[dict[str, Any]],
+    media: _Media,
+    n: int,
+    raw: RawWrap,
 ) -> Iterator[list[dict[str, Any]]]:
+    """Rows keyed by column name, in the columns' order (export_format.columns)."""
     images = [m["name"] for m in modalities if m["kind"] == "image"]
     qs = Annotation.objects.filter(campaign=campaign, id__lte=snap.max_annotation_id)
-    for batch in _keyset(qs, ANNOTATION_FIELDS, n):
+    for batch in _keyset(qs, ANNOTATION_FIELDS, ANNOTATION_JSON, n):
+        values = [_decoded(r["raw_values"]) for r in batch]
         if images:
-            media.load(set().union(*(_image_shas(r["example__values"], images) for r in batch)))
+            media.load(set().union(*(_image_shas(v, images) for v in values)))
         out = []
-        for r in batch:
+        for r, example_values in zip(batch, values, strict=True):
             row = {
                 "annotation_id": r["id"],
                 "example_id": r["example_id"],
@@ -288,13 +320,13 @@ def _annotation_rows(
                 "rationale": r["rationale"],
                 "reliance": r["reliance"],
                 "reliance_modality": r["reliance_modality"],
-                "evidence": r["evidence"],
+                "evidence": None if r["raw_evidence"] is None else raw(r["raw_evidence"]),
                 "time_spent_ms": r["time_spent_ms"],
                 "late": r["late"],
                 "edit_id": r["edit__id"],
                 "created_at": _iso(r["created_at"]),
             }
-            row.update(_values("input_", r["example__values"], modalities, media))
+            row.update(_values("input_", example_values, modalities, media))
             out.append(row)
         yield out
 
@@ -315,11 +347,18 @@ def _pair_rows(
     media: _Media,
     n: int,
     names: dict[str, str],
+    raw: RawWrap,
 ) -> Iterator[list[dict[str, Any]]]:
+    """Rows keyed by column name, in the columns' order (export_format.columns)."""
     images = [m["name"] for m in modalities if m["kind"] == "image"]
     kinds = {m["name"]: m["kind"] for m in modalities}
     qs = CounterfactualEdit.objects.filter(campaign=campaign, id__lte=snap.max_edit_id)
-    for batch in _keyset(qs, EDIT_FIELDS, n):
+    for batch in _keyset(qs, EDIT_FIELDS, EDIT_JSON, n):
+        for r in batch:
+            r["example__values"] = _decoded(r.pop("raw_values"))
+            r["edited_values"] = _decoded(r.pop("raw_edited"))
+            r["minimality"] = _decoded(r.pop("raw_minimality"))
+            r["scores"] = _decoded(r.pop("raw_scores"))
         ids = [r["id"] for r in batch]
         votes: dict[int, list[dict[str, Any]]] = defaultdict(list)
         for v in (
@@ -367,7 +406,7 @@ def _pair_rows(
                 "validations": votes.get(r["id"], []),
                 "reliance": r["annotation__reliance"],
                 "reliance_modality": r["annotation__reliance_modality"],
-                "evidence": r["annotation__evidence"],
+                "evidence": None if r["raw_evidence"] is None else raw(r["raw_evidence"]),
                 "rationale": r["annotation__rationale"],
                 "confidence": r["annotation__confidence"],
                 "attempts_count": r["annotation__assignment__attempts_count"],
@@ -437,8 +476,8 @@ def parquet_schema(cols: list[Column]) -> Any:
 
 
 def _parquet_cell(col: Column, value: Any) -> Any:
-    if col.kind == "json":
-        return None if value is None else fmtmod.json_cell(value)
+    if col.kind == "json" and value is not None and not isinstance(value, str):
+        return fmtmod.json_cell(value)
     return value
 
 
@@ -553,6 +592,7 @@ def export_build(
     )
     parquet = fmt in ("parquet", "hf")
     media = _Media(inline=parquet)
+    raw = _raw_for(fmt)
     done = 0
     rows = {t: 0 for t in fmtmod.TABLES}
     flushes = 0
@@ -563,8 +603,8 @@ def export_build(
 
         def batches(table: str) -> Iterator[list[dict[str, Any]]]:
             if table == "annotations":
-                return _annotation_rows(campaign, snapshot, modalities, media, batch_rows)
-            return _pair_rows(campaign, snapshot, modalities, media, batch_rows, names)
+                return _annotation_rows(campaign, snapshot, modalities, media, batch_rows, raw)
+            return _pair_rows(campaign, snapshot, modalities, media, batch_rows, names, raw)
 
         def flushed(table: str, n: int) -> None:
             nonlocal done, flushes, max_rows
@@ -604,31 +644,27 @@ def export_build(
                 zout.add_file(name, tmp, compress=False)
                 tmp.unlink()
             else:
-                ext = "jsonl" if fmt == "jsonl" else "csv"
-                with (
-                    zout.open(f"{table}.{ext}") as raw,
-                    io.TextIOWrapper(raw, encoding="utf-8", newline="") as text,
-                ):
-                    if fmt == "csv":
-                        import csv
-
-                        writer_csv = csv.writer(text)
-                        writer_csv.writerow([c.name for c in cols])
-                    for batch in batches(table):
-                        if fmt == "jsonl":
-                            text.write(
-                                "".join(
-                                    json.dumps(
-                                        {c.name: r.get(c.name) for c in cols}, ensure_ascii=False
-                                    )
-                                    + "\n"
-                                    for r in batch
+                names_ = [c.name for c in cols]
+                if fmt == "jsonl":
+                    with zout.open(f"{table}.jsonl") as stream:
+                        for batch in batches(table):
+                            stream.write(
+                                b"".join(
+                                    orjson.dumps(r, option=orjson.OPT_APPEND_NEWLINE) for r in batch
                                 )
                             )
-                        else:
-                            writer_csv.writerows(
-                                [fmtmod.csv_cell(c, r.get(c.name)) for c in cols] for r in batch
-                            )
+                            flushed(table, len(batch))
+                    continue
+                with (
+                    zout.open(f"{table}.csv") as stream,
+                    io.TextIOWrapper(stream, encoding="utf-8", newline="") as text,
+                ):
+                    writer_csv = csv.writer(text)
+                    writer_csv.writerow(names_)
+                    for batch in batches(table):
+                        writer_csv.writerows(
+                            [fmtmod.csv_cell(c, r.get(c.name)) for c in cols] for r in batch
+                        )
                         flushed(table, len(batch))
         media_files = 0
         if not parquet:
