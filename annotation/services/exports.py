@@ -788,6 +788,18 @@ def export_write(
     return target, report
 
 
+def _sweep_stale_temps(directory: Path) -> None:
+    """Temporary files of runs whose worker died mid-write: none can still be written once
+    they are older than the task's hard time limit."""
+    cutoff = time.time() - float(getattr(settings, "CELERY_TASK_TIME_LIMIT", 3900)) - 60
+    for path in directory.glob(".tmp-*"):
+        try:
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+        except FileNotFoundError:
+            pass
+
+
 def export_job_run(*, job: Job, progress: Progress) -> ExportReport:
     """The work of an export job (annotation/tasks.py export_run). Writes nothing to the
     database: the task's finish records the file on the job."""
@@ -795,6 +807,7 @@ def export_job_run(*, job: Job, progress: Progress) -> ExportReport:
         raise NotFound("the export's campaign no longer exists", code="export_campaign_gone")
     campaign = Campaign.objects.select_related("dataset").get(pk=job.campaign_id)
     snapshot = Snapshot.from_params(job.params)
+    _sweep_stale_temps(exports_root())
     path, build = export_write(
         campaign=campaign,
         fmt=str(job.params.get("format")),

@@ -85,6 +85,21 @@ def test_a_taken_over_export_stores_the_same_one_file(worked, manager):
     assert _exports_dir() == [report.name]
 
 
+def test_a_dead_runs_temporary_file_is_swept(worked, manager):
+    import os
+    import time
+
+    root = Path(settings.MEDIA_ROOT) / "exports"
+    root.mkdir(parents=True, exist_ok=True)
+    old, fresh = root / ".tmp-dead.zip", root / ".tmp-live.zip"
+    old.write_bytes(b"half")
+    fresh.write_bytes(b"being written")
+    past = time.time() - settings.CELERY_TASK_TIME_LIMIT - 120
+    os.utime(old, (past, past))
+    job, _path = _export(worked, "jsonl", manager)
+    assert _exports_dir() == sorted([fresh.name, Path(job.result_file.name).name])
+
+
 def test_export_is_a_snapshot_of_the_request_time(worked, manager, examples):
     job = export_job_create(campaign=worked, created_by=manager, fmt="jsonl")
     later = member(worked, "late-annotator")
