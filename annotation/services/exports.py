@@ -691,7 +691,11 @@ def export_build(
             "examples in the pool": campaign.items.count(),
             "media files": media_files,
         }
-        files = [*zout.names, "README.md"]
+        # The images are one line, not one per file: an archive may hold a hundred thousand.
+        files = [n for n in zout.names if not n.startswith("media/")]
+        if media_files:
+            files.append(f"media/ ({media_files} images named <sha256>.<ext>)")
+        files.append("README.md")
         readme = fmtmod.datasheet(
             campaign=_campaign_facts(campaign),
             dataset={

@@ -110,7 +110,14 @@ def test_export_is_a_snapshot_of_the_request_time(worked, manager, examples):
 
 
 def test_jsonl_rows_and_pairs(worked, manager, tmp_path):
-    _job, path = _export(worked, "jsonl", manager)
+    job, path = _export(worked, "jsonl", manager)
+    # Images are summed up in one line of the file list, however many there are.
+    assert job.result["files"] == [
+        "annotations.jsonl",
+        "pairs.jsonl",
+        f"media/ ({job.result['media_files']} images named <sha256>.<ext>)",
+        "README.md",
+    ]
     out = unzip(path, tmp_path / "x")
     annotations = [json.loads(line) for line in (out / "annotations.jsonl").open()]
     pairs = [json.loads(line) for line in (out / "pairs.jsonl").open()]
