@@ -43,9 +43,10 @@ function progressCell(exp) {
   bar.append(fill);
   const fig = document.createElement("span");
   fig.className = `prog-figure export-status status-${exp.status}`;
+  const words = { pending: "waiting for a worker", succeeded: "done", failed: "failed" };
   fig.textContent = exp.status === "running"
-    ? `running · ${exp.progress_done.toLocaleString()} of ${exp.progress_total.toLocaleString()}`
-    : exp.status;
+    ? `running · ${exp.progress_done.toLocaleString()} of ${exp.progress_total.toLocaleString()} rows`
+    : (words[exp.status] || exp.status);
   wrap.append(bar, fig);
   return wrap;
 }
