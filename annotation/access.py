@@ -20,6 +20,7 @@ from annotation.models import (
     CounterfactualEdit,
     Dataset,
     ExampleMedia,
+    Job,
     Media,
     Membership,
 )
@@ -210,3 +211,18 @@ def media_for_user(*, user: User, sha256: str) -> Media:
     if found is None:
         raise NotFound("no such media")
     return found
+
+
+def export_for_user(*, user: User, campaign_id: int, export_id: int) -> Job:
+    """An export job of `campaign_id` if `user` manages that campaign now (staff too): its
+    archive holds every annotator's work, so starting it earlier is not enough. Annotators
+    and validators get 403, outsiders and ids of other campaigns' jobs 404."""
+    campaign = campaign_for_user(user=user, campaign_id=campaign_id, roles=[Role.MANAGER])
+    job = (
+        Job.objects.select_related("created_by")
+        .filter(pk=parse_pk(export_id) or 0, campaign=campaign, kind=Job.Kind.EXPORT)
+        .first()
+    )
+    if job is None:
+        raise NotFound(f"export {export_id} does not exist in campaign {campaign_id}")
+    return job

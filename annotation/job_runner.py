@@ -57,6 +57,10 @@ class JobRun:
 class JobOutcome:
     result: Any
     message: str
+    # A file the work stored (relative to MEDIA_ROOT), recorded on the job with its finish;
+    # `discard` removes it when the finish is refused (the job is another run's now).
+    result_file: str = ""
+    discard: Callable[[], None] | None = None
 
 
 def capped(items: Any) -> tuple[Any, int]:
@@ -188,7 +192,13 @@ def run_job(
         )
     job_log(job_id=job_id, message=outcome.message)
     if not job_finish(
-        job_id=job_id, status=Job.Status.SUCCEEDED, result=outcome.result, token=token
+        job_id=job_id,
+        status=Job.Status.SUCCEEDED,
+        result=outcome.result,
+        result_file=outcome.result_file,
+        token=token,
     ):
+        if outcome.discard is not None:
+            outcome.discard()
         return None
     return Job.Status.SUCCEEDED

@@ -70,6 +70,47 @@ def import_run(self: Any, job_id: int) -> None:
     )
 
 
+def _export_work(run: JobRun) -> JobOutcome:
+    from annotation.services.exports import export_discard, export_job_run
+
+    report = export_job_run(job=run.job, progress=run.progress)
+    rows = report.build.rows
+    return JobOutcome(
+        result=report.as_dict(),
+        message=(
+            f"exported {rows['annotations']} annotations and {rows['pairs']} pairs to "
+            f"{report.name} ({report.build.size_bytes} bytes) in {report.build.seconds:.1f} s"
+        ),
+        result_file=report.rel_path,
+        discard=lambda: export_discard(rel_path=report.rel_path),
+    )
+
+
+@shared_task(
+    bind=True,
+    name="annotation.tasks.export_run",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    soft_time_limit=IMPORT_SOFT_LIMIT_S,
+    time_limit=IMPORT_HARD_LIMIT_S,
+    ignore_result=True,
+)
+def export_run(self: Any, job_id: int) -> None:
+    """Run export job `job_id`. Safe to run twice: only the claiming run works; the archive
+    is a function of the job's snapshot, written to a temporary file and renamed onto its
+    content-hash name, so a taken-over run stores the same one file."""
+    run_job(
+        task=self,
+        job_id=job_id,
+        what="the export",
+        start_message=lambda job: f"export started ({job.params.get('format')})",
+        work=_export_work,
+        soft_limit_s=IMPORT_SOFT_LIMIT_S,
+        hard_limit_s=IMPORT_HARD_LIMIT_S,
+        on_failure="no file was stored",
+    )
+
+
 @shared_task(
     name="annotation.tasks.expire_stale_leases",
     acks_late=True,
