@@ -194,8 +194,8 @@ def campaign_edit_pair(
 
 
 def pair_filter_options(*, campaign: Campaign) -> dict[str, Any]:
-    """What the pair viewer's filters offer: the editable modalities, the labels, the
-    campaign's models and the people who wrote edits."""
+    """What the pair viewer's filters offer (the editable modalities, the labels, the
+    campaign's models, the people who wrote edits) and the settings it reads pairs with."""
     from models_bridge.models import ModelVersion
 
     dataset = campaign.dataset
@@ -213,6 +213,8 @@ def pair_filter_options(*, campaign: Campaign) -> dict[str, Any]:
         "models": [{"id": m.pk, "name": m.name, "version": m.version} for m in models],
         "authors": list(authors),
         "budgets": dict(campaign.edit_budgets or {}),
+        "validations_required": campaign.validations_required,
+        "validations_to_verify": campaign.validations_to_verify,
     }
 
 
