@@ -70,19 +70,19 @@ class EditPrediction(Func):
         self.side = side
         super().__init__(F("scores"))
 
-    def as_sql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list[Any]]:
+    def as_sql(self, compiler: Any, connection: Any, **extra: Any) -> Any:  # type: ignore[override]
         raise NotImplementedError(f"EditPrediction has no SQL for {connection.vendor}")
 
-    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list[Any]]:
+    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
         sql, params = compiler.compile(self.source_expressions[0])
         path = f'$."{self.model_key}".{self.side}.predicted_label'
-        return f"JSON_EXTRACT({sql}, %s)", [*params, path]
+        return f"JSON_EXTRACT({sql}, %s)", (*params, path)
 
-    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list[Any]]:
+    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
         sql, params = compiler.compile(self.source_expressions[0])
         return (
             f"({sql} -> %s::text -> %s::text ->> 'predicted_label')",
-            [*params, self.model_key, self.side],
+            (*params, self.model_key, self.side),
         )
 
 

@@ -61,7 +61,9 @@ def _submit(user: Any, task: dict[str, Any], counterfactual: dict[str, Any], **e
 def _world(evqa: Any) -> dict[str, Any]:
     flip = evqa.flip
     other = next(
-        e for e in evqa.dataset.examples.order_by("id") if e.pk != flip.example.pk and "shape" in e.values["text"]
+        e
+        for e in evqa.dataset.examples.order_by("id")
+        if e.pk != flip.example.pk and "shape" in e.values["text"]
     )
     campaign = make_campaign(evqa, examples=[flip.example, other], name="Pairs campaign")
     member(campaign, "mia", Membership.Role.MANAGER)
@@ -97,7 +99,11 @@ def _world(evqa: Any) -> dict[str, Any]:
     edits["cat"] = _submit(
         cat,
         task,
-        {"modality": "text", "target_label": "yes", "value": text.replace("shape", "circle", 1) if "shape" in text else text + " really"},
+        {
+            "modality": "text",
+            "target_label": "yes",
+            "value": text.replace("shape", "circle", 1) if "shape" in text else text + " really",
+        },
     )
     # A validator who never saw the originals confirms ben's text edit.
     vera = member(campaign, "vera", "validator")
@@ -117,9 +123,12 @@ def _world(evqa: Any) -> dict[str, Any]:
             body.update(label=edit.target_label, broken=False)
         else:
             body.update(label="", broken=True, comment="The change is hard to see.")
-        assert vclient.post(
-            f"/api/v1/assignments/{task['assignment']['id']}/submit/", body, format="json"
-        ).status_code == 201
+        assert (
+            vclient.post(
+                f"/api/v1/assignments/{task['assignment']['id']}/submit/", body, format="json"
+            ).status_code
+            == 201
+        )
     for e in edits.values():
         e.refresh_from_db()
     return {"campaign": campaign, "edits": edits}
@@ -163,9 +172,9 @@ def test_pairs_diff_outline_filters_keys_and_links(page: Any, evqa: Any) -> None
     answer = page.inner_text(".pair-columns")
     assert "I needed both together" in answer and "synergy" in answer
     assert "The question asks for the colour" in answer
-    assert "verified" in page.inner_text(".pair-validations") or "agrees" in answer + page.inner_text(
+    assert "verified" in page.inner_text(
         ".pair-validations"
-    )
+    ) or "agrees" in answer + page.inner_text(".pair-validations")
     page.mouse.move(0, 0)
     shot(page, "pairs-text")
     page.screenshot(path=str(SCREENSHOTS / "pairs-text-full.png"), full_page=True)
@@ -198,7 +207,9 @@ def test_pairs_diff_outline_filters_keys_and_links(page: Any, evqa: Any) -> None
     page.wait_for_selector(f".pair[data-edit='{ordered[1].pk}']")
     assert page.url.endswith(f"{base}{ordered[1].pk}/")
     assert page.evaluate("document.activeElement.id") == "pair-title"
-    page.wait_for_function("document.getElementById('pairs-live').textContent.includes('pair 2 of 3')")
+    page.wait_for_function(
+        "document.getElementById('pairs-live').textContent.includes('pair 2 of 3')"
+    )
     page.keyboard.press("ArrowRight")
     page.wait_for_selector(f".pair[data-edit='{ordered[2].pk}']")
     assert page.is_disabled("button[aria-keyshortcuts^=j]")
@@ -228,7 +239,11 @@ def test_pairs_diff_outline_filters_keys_and_links(page: Any, evqa: Any) -> None
     page.select_option("#f-status", "verified")
     page.wait_for_selector(f".pair[data-edit='{text_edit.pk}']")
     page.wait_for_function("document.querySelectorAll('.pairs-list li').length === 1")
-    fooled = [int(k) for k, v in text_edit.scores.items() if v["edit"]["predicted_label"] != text_edit.target_label]
+    fooled = [
+        int(k)
+        for k, v in text_edit.scores.items()
+        if v["edit"]["predicted_label"] != text_edit.target_label
+    ]
     page.select_option("#f-status", "")
     if fooled:
         page.select_option("#f-fooled", str(fooled[0]))
@@ -246,3 +261,57 @@ def test_pairs_diff_outline_filters_keys_and_links(page: Any, evqa: Any) -> None
     assert page.input_value("#f-author") == "cat"
     page.goto(f"{base}999999/")
     page.wait_for_selector("text=No such pair")
+
+
+def test_tabular_pair_highlights_the_changed_features(page: Any, transactional_db: Any) -> None:
+    from annotation.models import Campaign
+    from annotation.schema import content_hash
+    from annotation.services.campaigns import campaign_add_examples, campaign_create
+    from tests.factories import DatasetFactory, ExampleFactory
+
+    dataset = DatasetFactory(
+        name="vitals",
+        modalities=[
+            {"name": "vitals", "kind": "tabular", "label": "Vital signs"},
+            {"name": "note", "kind": "text"},
+        ],
+        label_space=["healthy", "at risk"],
+    )
+    values = {"vitals": {"age": 61, "systolic": 150, "smoker": "yes"}, "note": "follow-up visit"}
+    ExampleFactory(dataset=dataset, values=values, content_hash=content_hash(values))
+    campaign = campaign_create(
+        dataset=dataset,
+        name="Tabular pairs",
+        status=Campaign.Status.ACTIVE,
+        editable_modalities=["vitals"],
+        edit_budgets={"vitals": 0.5},
+    )
+    campaign_add_examples(campaign=campaign)
+    member(campaign, "mia", Membership.Role.MANAGER)
+    ana = member(campaign, "ana", "annotator")
+
+    # Before anyone has edited: an empty state that says so.
+    login(page, "mia", next_url=f"/manage/campaigns/{campaign.pk}/pairs/")
+    page.wait_for_selector("text=Nobody has submitted an edit in this campaign yet.")
+    assert page.is_disabled("button[aria-keyshortcuts^=j]")
+    shot(page, "pairs-empty")
+
+    task = _lease(campaign, ana)
+    edit = _submit(
+        ana,
+        task,
+        {
+            "modality": "vitals",
+            "target_label": "healthy",
+            "value": {"age": 61, "systolic": 118, "smoker": "yes"},
+        },
+    )
+    page.reload()
+    page.wait_for_selector(f".pair[data-edit='{edit.pk}']")
+    changed = page.locator(".pair-table tr.changed")
+    assert changed.count() == 1
+    assert changed.inner_text().split() == ["systolic", "(changed)", "150", "118"]
+    assert page.locator(".pair-table tbody tr").count() == 3
+    assert "Features changed" in page.inner_text(".pair-columns")
+    assert "This campaign has no models attached." in page.inner_text(".pair")
+    shot(page, "pairs-tabular")

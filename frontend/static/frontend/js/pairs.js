@@ -70,6 +70,12 @@ const filterControls = {
 };
 const clearBtn = el("button", { type: "button", class: "secondary", id: "clear-filters", onclick: () => setFilters({}) }, "Clear filters");
 
+const hasImages = options.modalities.some((m) => m.kind === "image");
+if (!options.models.length) {
+  filterControls.fooled.select.disabled = true;
+  filterControls.fooled.select.title = "This campaign has no models attached.";
+}
+
 function layout() {
   clear(app).append(
     el("form", { class: "pairs-filters", role: "search", "aria-label": "Filter the pairs", onsubmit: (e) => e.preventDefault() },
@@ -81,10 +87,10 @@ function layout() {
         el("div", { class: "pair-bar" },
           el("div", { class: "pair-nav" }, prevBtn, nextBtn),
           el("h1", { id: "pair-title", tabindex: "-1" }, "Pairs"),
-          el("label", { class: "inline-check", for: "show-outline" }, outlineBox, " Outline changes ", el("kbd", { "aria-hidden": "true" }, "o"))),
+          hasImages ? el("label", { class: "inline-check", for: "show-outline" }, outlineBox, " Outline changed pixels ", el("kbd", { "aria-hidden": "true" }, "o")) : ""),
         el("p", { class: "pairs-keys muted small" },
           el("kbd", {}, "j"), " / ", el("kbd", {}, "→"), " next · ", el("kbd", {}, "k"), " / ", el("kbd", {}, "←"), " previous · ",
-          el("kbd", {}, "o"), " outline · ", el("kbd", {}, "?"), " all keys"),
+          hasImages ? [el("kbd", {}, "o"), " outline · "] : "", el("kbd", {}, "?"), " all keys"),
         detail)));
 }
 
