@@ -44,7 +44,14 @@ def _lease(campaign: Any, user: Any) -> dict[str, Any]:
     return r.json()
 
 
-def _submit(user: Any, task: dict[str, Any], counterfactual: dict[str, Any], **extra: Any) -> Any:
+def _submit(
+    user: Any,
+    task: dict[str, Any],
+    counterfactual: dict[str, Any],
+    *,
+    scored: bool = True,
+    **extra: Any,
+) -> Any:
     labels = task["campaign"]["label_space"]
     label = next(lbl for lbl in labels if lbl != counterfactual["target_label"])
     body = {"idempotency_key": f"k-{task['assignment']['id']}", "label": label, **extra}
@@ -54,7 +61,8 @@ def _submit(user: Any, task: dict[str, Any], counterfactual: dict[str, Any], **e
     )
     assert r.status_code == 201, r.content
     edit = CounterfactualEdit.objects.get(pk=r.json()["edit"]["id"])
-    edit_score(edit_id=edit.pk)  # what the scoring worker does after the submit
+    if scored:
+        edit_score(edit_id=edit.pk)  # what the scoring worker does after the submit
     return edit
 
 
@@ -104,6 +112,7 @@ def _world(evqa: Any) -> dict[str, Any]:
             "target_label": "yes",
             "value": text.replace("shape", "circle", 1) if "shape" in text else text + " really",
         },
+        scored=False,  # the scoring worker has not come to it yet
     )
     # A validator who never saw the originals confirms ben's text edit.
     vera = member(campaign, "vera", "validator")
@@ -235,6 +244,9 @@ def test_pairs_diff_outline_filters_keys_and_links(page: Any, evqa: Any) -> None
     page.select_option("#f-author", "cat")
     page.wait_for_selector(f".pair[data-edit='{edits['cat'].pk}']")
     page.wait_for_function("document.querySelectorAll('.pairs-list li').length === 1")
+    pending = page.locator(".pair-models tr.pending")
+    assert pending.count() == len(evqa.models)
+    assert all(t.endswith("scoring…") for t in pending.all_inner_texts())
     page.select_option("#f-author", "")
     page.select_option("#f-status", "verified")
     page.wait_for_selector(f".pair[data-edit='{text_edit.pk}']")
