@@ -212,10 +212,11 @@ def test_pairs_diff_outline_filters_keys_and_links(page: Any, evqa: Any) -> None
     # Keyboard paging: j / k and the arrows, focus on the title, announced.
     page.goto(f"{base}{ordered[0].pk}/")
     page.wait_for_selector(f".pair[data-edit='{ordered[0].pk}']")
+    page.wait_for_function("document.querySelectorAll('.pairs-list li').length === 3")
     page.keyboard.press("j")
     page.wait_for_selector(f".pair[data-edit='{ordered[1].pk}']")
     assert page.url.endswith(f"{base}{ordered[1].pk}/")
-    assert page.evaluate("document.activeElement.id") == "pair-title"
+    page.wait_for_function("document.activeElement.id === 'pair-title'")
     page.wait_for_function(
         "document.getElementById('pairs-live').textContent.includes('pair 2 of 3')"
     )

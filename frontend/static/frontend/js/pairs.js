@@ -174,14 +174,14 @@ async function show(id, { push = true, focus = true, replace = false } = {}) {
   detail.classList.toggle("no-outline", !S.outline);
   document.title = `Edit #${pair.id} · Pairs · Counterpoint`;
   updateNav();
+  if (focus) title.focus({ preventScroll: false });
+  say(`Edit ${pair.id}, ${where}: ${humanName(mods.get(pair.modality)?.label || pair.modality)} edited towards ${humanName(pair.target_label)}, ${pair.status}.`);
   // The list shows the page the pair is on.
   const page = nb.position ? Math.floor((nb.position - 1) / PAGE_SIZE) : S.page;
   if (!S.list || page !== S.page) await loadList(page);
   else renderList();
   const current = listEl.querySelector("[aria-current]");
   if (current) current.scrollIntoView({ block: "nearest" });
-  if (focus) title.focus({ preventScroll: false });
-  say(`Edit ${pair.id}, ${where}: ${humanName(mods.get(pair.modality)?.label || pair.modality)} edited towards ${humanName(pair.target_label)}, ${pair.status}.`);
 }
 
 function updateNav() {
