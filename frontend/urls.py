@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from frontend import views, views_exports
+from frontend import views, views_exports, views_pairs
 
 app_name = "frontend"
 urlpatterns = [
@@ -13,5 +13,11 @@ urlpatterns = [
         "manage/campaigns/<int:campaign_id>/exports/",
         views_exports.exports,
         name="manage-exports",
+    ),
+    path("manage/campaigns/<int:campaign_id>/pairs/", views_pairs.pairs, name="manage-pairs"),
+    path(
+        "manage/campaigns/<int:campaign_id>/pairs/<int:edit_id>/",
+        views_pairs.pairs,
+        name="manage-pair",
     ),
 ]

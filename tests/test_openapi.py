@@ -15,6 +15,10 @@ def test_openapi_schema_generates_and_validates(tmp_path):
     assert "/api/v1/campaigns/" in schema["paths"]
     assert "/api/v1/datasets/{id}/examples/" in schema["paths"]
     assert "/api/v1/campaigns/{campaign_id}/scores/" in schema["paths"]
+    pair = schema["paths"]["/api/v1/campaigns/{campaign_id}/edits/{edit_id}/"]["get"]
+    assert {"status", "modality", "author", "target_label", "fooled"} <= {
+        p["name"] for p in pair["parameters"]
+    }
 
 
 def test_docs_pages_render_from_local_assets(client):

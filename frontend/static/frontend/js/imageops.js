@@ -167,3 +167,30 @@ export function pastePatch(data, width, height, patch, x0, y0) {
     }
   }
 }
+
+/** The outline of the changed region of `mask` (maskData's output: R = 255 where changed)
+ * as segments on the pixel grid, [x0, y0, x1, y1] with x0 === x1 or y0 === y1: every edge
+ * between a changed pixel and an unchanged one (or the image border), runs merged. */
+export function outlineSegments(mask, width, height) {
+  const on = (x, y) => x >= 0 && y >= 0 && x < width && y < height && mask[(y * width + x) * 4] === 255;
+  const segs = [];
+  // Horizontal edges on grid line y, between rows y - 1 and y.
+  for (let y = 0; y <= height; y++) {
+    let start = -1;
+    for (let x = 0; x <= width; x++) {
+      const edge = x < width && on(x, y - 1) !== on(x, y);
+      if (edge && start < 0) start = x;
+      if (!edge && start >= 0) { segs.push([start, y, x, y]); start = -1; }
+    }
+  }
+  // Vertical edges on grid line x, between columns x - 1 and x.
+  for (let x = 0; x <= width; x++) {
+    let start = -1;
+    for (let y = 0; y <= height; y++) {
+      const edge = y < height && on(x - 1, y) !== on(x, y);
+      if (edge && start < 0) start = y;
+      if (!edge && start >= 0) { segs.push([x, start, x, y]); start = -1; }
+    }
+  }
+  return segs;
+}

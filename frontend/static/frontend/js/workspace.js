@@ -12,6 +12,7 @@ import { TextEvidence, BoxEvidence, renderEvidenceList } from "./evidence.js";
 import { TextEditor, TabularEditor } from "./text_editor.js";
 import { ImageEditor } from "./image_editor.js";
 import { LivePanel } from "./live_panel.js";
+import { relianceOptions } from "./reliance.js";
 
 const cfg = pageConfig();
 const campaignId = Number(cfg.campaignId);
@@ -60,21 +61,6 @@ function q(key, fallback) {
   if (typeof raw === "string") return { enabled: true, text: raw };
   if (raw && typeof raw === "object") return { enabled: raw.enabled !== false, text: raw.text || raw.wording || fallback };
   return { enabled: true, text: fallback };
-}
-
-function relianceOptions(mods) {
-  const lower = (m) => modalityLabel(m).toLowerCase();
-  const opts = mods.map((m) => ({ id: `specialization:${m.name}`, reliance: "specialization", modality: m.name, text: `Only the ${lower(m)}` }));
-  const two = mods.length === 2;
-  opts.push({ id: "equivalence", reliance: "equivalence", modality: "", text: two ? "Either one alone would do" : "Any one of them alone would do" });
-  opts.push({ id: "synergy", reliance: "synergy", modality: "", text: two ? "I needed both together; neither alone says anything" : "I needed them together; none alone says anything" });
-  opts.push({ id: "complementarity", reliance: "complementarity", modality: "", text: "Each gave part of the answer" });
-  for (const m of mods) {
-    const others = mods.filter((o) => o !== m);
-    const rest = others.length === 1 ? `the ${lower(others[0])}` : "the others";
-    opts.push({ id: `transfer:${m.name}`, reliance: "transfer", modality: m.name, text: `The ${lower(m)} told me how to read ${rest}` });
-  }
-  return opts;
 }
 
 // ---------------------------------------------------------------------------------------
