@@ -45,7 +45,7 @@ def campaigns_visible_to(*, user: User, roles: Iterable[str] | None = None) -> Q
     qs = Campaign.objects.all()
     if is_staff(user):
         return qs
-    member = Membership.objects.filter(user_id=_uid(user))
+    member = Membership.objects.filter(user_id=_uid(user), active=True)
     if roles is not None:
         member = member.filter(role__in=list(roles))
     return qs.filter(id__in=member.values("campaign_id"))
@@ -61,8 +61,9 @@ def campaign_for_user(
         raise NotFound(f"campaign {campaign_id} does not exist")
     # One query on the hot path (every lease): the caller's memberships carry the campaign.
     memberships = list(
+        # A deactivated membership is no role at all: its holder is an outsider here.
         Membership.objects.select_related("campaign__dataset").filter(
-            campaign_id=pk, user_id=_uid(user)
+            campaign_id=pk, user_id=_uid(user), active=True
         )
     )
     if not memberships:

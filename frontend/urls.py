@@ -2,11 +2,15 @@ from __future__ import annotations
 
 from django.urls import path
 
-from frontend import views
+from frontend import views, views_people
 
 app_name = "frontend"
 urlpatterns = [
     path("", views.home, name="home"),
     path("campaigns/<int:campaign_id>/annotate/", views.annotate, name="annotate"),
     path("campaigns/<int:campaign_id>/validate/", views.validate, name="validate"),
+    path("manage/campaigns/<int:campaign_id>/people/", views_people.people, name="people"),
+    path("signup/<str:token>/", views_people.signup, name="signup"),
+    path("crowd/<int:link_id>/<str:token>/", views_people.crowd_entry, name="crowd-entry"),
+    path("crowd/finish/<int:campaign_id>/", views_people.crowd_finish_page, name="crowd-finish"),
 ]
