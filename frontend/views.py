@@ -83,7 +83,9 @@ def home(request: HttpRequest) -> HttpResponse:
 def annotate(request: HttpRequest, campaign_id: int) -> HttpResponse:
     campaign = _campaign_or_page_error(request, campaign_id, [Role.ANNOTATOR])
     # Crowd workers end on the finish page (their completion code) instead of "all done".
-    crowd = CrowdWorker.objects.filter(user_id=request.user.pk, link__campaign=campaign).exists()
+    crowd = CrowdWorker.objects.filter(
+        user_id=int(request.user.pk or 0), link__campaign=campaign
+    ).exists()
     finish_url = f"/crowd/finish/{campaign.pk}/" if crowd else ""
     return render(
         request,

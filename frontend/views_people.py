@@ -236,7 +236,7 @@ def crowd_finish_page(request: HttpRequest, campaign_id: int) -> HttpResponse:
     a completion URL) the way back to the platform."""
     worker = (
         CrowdWorker.objects.select_related("link__campaign")
-        .filter(user_id=request.user.pk, link__campaign_id=campaign_id)
+        .filter(user_id=int(request.user.pk or 0), link__campaign_id=campaign_id)
         .first()
     )
     if worker is None:

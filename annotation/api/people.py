@@ -129,7 +129,7 @@ _INVITE = inline_serializer(
         "url": serializers.CharField(required=False),
     },
 )
-_LINK_FIELDS = {
+_LINK_FIELDS: dict[str, serializers.Field] = {
     "name": serializers.CharField(required=False, max_length=100),
     "worker_param": serializers.CharField(required=False),
     "study_param": serializers.CharField(required=False, allow_blank=True),
