@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import re
 import secrets
+import smtplib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -28,9 +29,16 @@ from django.utils import timezone
 
 from annotation.models import Campaign, CrowdLink, CrowdWorker, Invite, Membership
 from annotation.selectors_people import annotator_standing
+from annotation.services.assignments import ROLES_FOR_KIND, assignment_release_open
 from annotation.services.campaigns import membership_add
 from annotation.services.users import user_create
-from counterpoint.errors import Conflict, NotFound, TooManyRequests, ValidationFailed
+from counterpoint.errors import (
+    Conflict,
+    NotFound,
+    TooManyRequests,
+    Unavailable,
+    ValidationFailed,
+)
 
 # Worker, study and session ids as the platforms issue them (Prolific: 24 hex characters,
 # MTurk: 12-14 upper-case alphanumerics), with room for others; nothing else reaches a
@@ -95,17 +103,29 @@ def invite_create(
     )
     url = f"{link_base.rstrip('/')}/signup/{token}/"
     if email:
-        send_mail(
-            subject=f"You are invited to {campaign.name} on Counterpoint",
-            message=(
-                f"You are invited to work on the campaign {campaign.name!r} as {role}.\n\n"
-                f"Choose a username and password here (the link works once, until "
-                f"{invite.expires_at:%Y-%m-%d %H:%M} UTC):\n\n{url}\n"
-            ),
-            from_email=None,
-            recipient_list=[email],
-        )
+        try:
+            _send_invite(campaign=campaign, role=role, invite=invite, url=url, email=email)
+        except (OSError, smtplib.SMTPException) as exc:
+            # The invite stands (its link can be handed out another way); say why no mail.
+            raise Unavailable(
+                f"the invite was made but the mail could not be sent: {exc}",
+                code="invite_mail_failed",
+                details={"invite": invite.pk},
+            ) from None
     return invite, url
+
+
+def _send_invite(*, campaign: Campaign, role: str, invite: Invite, url: str, email: str) -> None:
+    send_mail(
+        subject=f"You are invited to {campaign.name} on Counterpoint",
+        message=(
+            f"You are invited to work on the campaign {campaign.name!r} as {role}.\n\n"
+            f"Choose a username and password here (the link works once, until "
+            f"{invite.expires_at:%Y-%m-%d %H:%M} UTC):\n\n{url}\n"
+        ),
+        from_email=None,
+        recipient_list=[email],
+    )
 
 
 def invite_for_token(*, token: str) -> Invite:
@@ -303,6 +323,10 @@ def crowd_finish(*, worker: CrowdWorker) -> CrowdEnd:
         code = link.screening_fail_code
     CrowdWorker.objects.filter(pk=worker.pk, finished_at=None).update(
         finished_at=timezone.now(), outcome=outcome
+    )
+    # A task left open when pressing Finish goes back to the pool now, not at its expiry.
+    assignment_release_open(
+        campaign=link.campaign, annotator_id=worker.user_id, kinds=list(ROLES_FOR_KIND)
     )
     url = link.completion_url.replace("{code}", quote(code, safe="")) if link.completion_url else ""
     return CrowdEnd(outcome=outcome, code=code, redirect_url=url)
