@@ -69,7 +69,8 @@ def annotator_gate(*, campaign: Campaign, annotator: Any) -> Standing:
     standing = annotator_standing(campaign=campaign, annotator_id=int(annotator.pk))
     if standing.screening == policy.SCREENING_FAILED:
         raise Conflict(
-            "the screening was not passed, so there are no more tasks for you in this campaign",
+            "The first check items did not reach the mark this campaign needs, so there are "
+            "no more tasks for you here. Thank you for trying.",
             code="screening_failed",
             details={
                 "right": standing.screening_right,
@@ -79,7 +80,8 @@ def annotator_gate(*, campaign: Campaign, annotator: Any) -> Standing:
         )
     if standing.cap_reached:
         raise Conflict(
-            f"you have done the {standing.cap} tasks this campaign allows per person; thank you",
+            f"You have done the {standing.cap} task{'' if standing.cap == 1 else 's'} this "
+            "campaign allows per person. Thank you!",
             code="task_cap_reached",
             details={"cap": standing.cap, "done": standing.done},
         )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -163,6 +164,9 @@ def people(request: HttpRequest, campaign_id: int) -> HttpResponse:
             "screening_short": campaign.screening_items > gold_items,
             "pass_percent": round(campaign.screening_pass_mark * 100),
             "now": timezone.now(),
+            # Rows whose role the caller may not take away show no actions (the rule itself
+            # is access.membership_grant_check, which every action runs).
+            "may_change_managers": request.user.is_staff or settings.MANAGERS_MAY_GRANT_MANAGER,
         }
     )
     return render(request, "frontend/manage/people.html", context, status=status)

@@ -215,3 +215,16 @@ def test_remove_asks_for_confirmation(page: Any, transactional_db: Any) -> None:
     page.click(".people-confirm button.danger")
     page.wait_for_selector(".people-msg[data-kind=notice]")
     assert not Membership.objects.filter(campaign=campaign, user=ana).exists()
+
+
+def test_screening_failed_page_for_a_signed_up_annotator(page: Any, transactional_db: Any) -> None:
+    campaign = label_campaign(6, gold=lambda i: i < 2)
+    campaign_people_rules_set(campaign=campaign, screening_items=2, screening_pass_mark=1.0)
+    ana = member(campaign, "ana", "annotator")
+    login(page, "ana")
+    page.goto(f"/campaigns/{campaign.pk}/annotate/")
+    assert answer_current(page, ana, right=False).is_gold
+    page.wait_for_selector("[data-state=screening_failed]")
+    assert "screening was not passed" in page.inner_text("h1")
+    assert "did not reach the mark" in page.inner_text("[data-state=screening_failed]")
+    shot(page, "annotate-screening-failed")
