@@ -35,6 +35,7 @@ from annotation.services.users import user_create
 from counterpoint.errors import (
     Conflict,
     NotFound,
+    ServiceError,
     TooManyRequests,
     Unavailable,
     ValidationFailed,
@@ -145,15 +146,21 @@ def invite_for_token(*, token: str) -> Invite:
 
 def invite_accept(*, token: str, username: str, password: str, email: str = "") -> Any:
     """Create the account (user_create: the password passes AUTH_PASSWORD_VALIDATORS) and
-    grant the invite's role. Once: the invite row is locked and marked used in the same
-    transaction, so two submissions of one link make one account."""
-    with transaction.atomic():
-        invite = invite_for_token(token=token)
-        if not Invite.objects.select_for_update().filter(pk=invite.pk, used_at=None).exists():
-            raise Conflict("this sign-up link was already used", code="invite_used")
+    grant the invite's role. Once: the invite is claimed by a conditional update first, so
+    two submissions of one link make one account; the password is hashed outside any
+    transaction (on SQLite a transaction holds the write lock) and a refused account gives
+    the claim back."""
+    invite = invite_for_token(token=token)
+    if not Invite.objects.filter(pk=invite.pk, used_at=None).update(used_at=timezone.now()):
+        raise Conflict("this sign-up link was already used", code="invite_used")
+    try:
         user = user_create(username=username, password=password, email=email or invite.email)
+    except ServiceError:
+        Invite.objects.filter(pk=invite.pk, accepted_by=None).update(used_at=None)
+        raise
+    with transaction.atomic():
         membership_add(campaign=invite.campaign, user=user, role=invite.role)
-        Invite.objects.filter(pk=invite.pk).update(used_at=timezone.now(), accepted_by=user)
+        Invite.objects.filter(pk=invite.pk).update(accepted_by=user)
     return user
 
 
