@@ -88,7 +88,7 @@ def datasets_visible_to(*, user: User) -> QuerySet[Dataset]:
     qs = Dataset.objects.all()
     if is_staff(user):
         return qs
-    managed = Membership.objects.filter(user_id=_uid(user), role=Role.MANAGER).values(
+    managed = Membership.objects.filter(user_id=_uid(user), role=Role.MANAGER, active=True).values(
         "campaign__dataset_id"
     )
     return qs.filter(Q(created_by_id=_uid(user)) | Q(id__in=managed))
@@ -113,7 +113,7 @@ def can_manage_anything(user: User) -> bool:
         return False
     if is_staff(user) or user.has_perm("annotation.add_dataset"):  # type: ignore[union-attr]
         return True
-    return Membership.objects.filter(user_id=_uid(user), role=Role.MANAGER).exists()
+    return Membership.objects.filter(user_id=_uid(user), role=Role.MANAGER, active=True).exists()
 
 
 def assignment_for_user(
