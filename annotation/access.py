@@ -46,7 +46,7 @@ def campaigns_visible_to(*, user: User, roles: Iterable[str] | None = None) -> Q
     qs = Campaign.objects.all()
     if is_staff(user):
         return qs
-    member = Membership.objects.filter(user_id=_uid(user))
+    member = Membership.objects.filter(user_id=_uid(user), active=True)
     if roles is not None:
         member = member.filter(role__in=list(roles))
     return qs.filter(id__in=member.values("campaign_id"))
@@ -62,8 +62,9 @@ def campaign_for_user(
         raise NotFound(f"campaign {campaign_id} does not exist")
     # One query on the hot path (every lease): the caller's memberships carry the campaign.
     memberships = list(
+        # A deactivated membership is no role at all: its holder is an outsider here.
         Membership.objects.select_related("campaign__dataset").filter(
-            campaign_id=pk, user_id=_uid(user)
+            campaign_id=pk, user_id=_uid(user), active=True
         )
     )
     if not memberships:
@@ -88,7 +89,7 @@ def datasets_visible_to(*, user: User) -> QuerySet[Dataset]:
     qs = Dataset.objects.all()
     if is_staff(user):
         return qs
-    managed = Membership.objects.filter(user_id=_uid(user), role=Role.MANAGER).values(
+    managed = Membership.objects.filter(user_id=_uid(user), role=Role.MANAGER, active=True).values(
         "campaign__dataset_id"
     )
     return qs.filter(Q(created_by_id=_uid(user)) | Q(id__in=managed))
@@ -113,7 +114,7 @@ def can_manage_anything(user: User) -> bool:
         return False
     if is_staff(user) or user.has_perm("annotation.add_dataset"):  # type: ignore[union-attr]
         return True
-    return Membership.objects.filter(user_id=_uid(user), role=Role.MANAGER).exists()
+    return Membership.objects.filter(user_id=_uid(user), role=Role.MANAGER, active=True).exists()
 
 
 def assignment_for_user(

@@ -151,6 +151,12 @@ class Campaign(models.Model):
     # Keys gold placement with the seed (policy.is_gold_item, policy.want_gold) so the seed,
     # which managers pick and share, does not reveal the gold; set at creation, never shown.
     gold_secret = models.CharField(max_length=64, blank=True, default="")
+    # People rules (docs/managing.md "People"): at most this many submitted annotate tasks
+    # per annotator (None: no cap); a screening of this many gold items, passed at this
+    # fraction correct, before any other task (0: no screening).
+    task_cap = models.PositiveIntegerField(null=True, blank=True)
+    screening_items = models.PositiveSmallIntegerField(default=0)
+    screening_pass_mark = models.FloatField(default=0.8)
     model_versions = models.ManyToManyField(
         "models_bridge.ModelVersion", blank=True, related_name="campaigns"
     )
@@ -223,6 +229,9 @@ class Membership(models.Model):
     role = models.CharField(max_length=10, choices=Role.choices)
     # The feedback arm this person is in (fixed at invitation for randomised campaigns).
     arm = models.CharField(max_length=6, choices=Arm.choices, default=Arm.SHOWN)
+    # A deactivated member keeps the row (and all their work) but the access helper no
+    # longer sees the role: no leases, no pages of the campaign.
+    active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -534,3 +543,89 @@ class Job(models.Model):
             "done": self.progress_done,
             "total": self.progress_total,
         }
+
+
+class Invite(models.Model):
+    """A one-time sign-up link into a campaign with a role: sent by e-mail when `email` is
+    set, else handed out by the manager. Only the SHA-256 of the token is stored; the link
+    works once (`used_at`) and until `expires_at`."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="invites")
+    role = models.CharField(max_length=10, choices=Membership.Role.choices)
+    email = models.EmailField(blank=True, default="")
+    token_hash = models.CharField(max_length=64, unique=True)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"invite {self.pk} to {self.campaign_id} as {self.role}"
+
+
+class CrowdLink(models.Model):
+    """A study link for a crowd platform (Prolific, MTurk): whoever opens
+    /crowd/<id>/<token>/ with a worker id gets a password-less annotator account of the
+    campaign. The token is kept (the manager copies the link again) and compared in
+    constant time."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="crowd_links")
+    name = models.CharField(max_length=100, default="Study link")
+    token = models.CharField(max_length=64)
+    worker_param = models.CharField(max_length=40, default="PROLIFIC_PID")
+    study_param = models.CharField(max_length=40, default="STUDY_ID", blank=True)
+    session_param = models.CharField(max_length=40, default="SESSION_ID", blank=True)
+    completion_code = models.CharField(max_length=100, blank=True, default="")
+    # Shown (and put into the redirect) when a worker fails the screening; empty: none.
+    screening_fail_code = models.CharField(max_length=100, blank=True, default="")
+    # http(s) only; "{code}" in it is replaced by the code the worker earned.
+    completion_url = models.URLField(max_length=500, blank=True, default="")
+    active = models.BooleanField(default=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"crowd link {self.pk} of {self.campaign_id}"
+
+
+class CrowdWorker(models.Model):
+    """The platform ids of one crowd worker, attached to the account (and membership) the
+    link made for them: one account per (link, worker id)."""
+
+    link = models.ForeignKey(CrowdLink, on_delete=models.CASCADE, related_name="workers")
+    membership = models.OneToOneField(
+        Membership, null=True, on_delete=models.SET_NULL, related_name="crowd"
+    )
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="crowd_worker"
+    )
+    worker_id = models.CharField(max_length=64)
+    study_id = models.CharField(max_length=64, blank=True, default="")
+    session_id = models.CharField(max_length=64, blank=True, default="")
+    finished_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=20, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["link", "worker_id"], name="crowd_worker_once_per_link"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.worker_id}@{self.link_id}"

@@ -107,6 +107,38 @@ def want_gold(
     return math.floor((n + 1) * gold_rate + phi) > math.floor(n * gold_rate + phi)
 
 
+def gold_preferences(*, want: bool | None, gold_only: bool = False) -> list[bool | None]:
+    """The order in which a lease tries gold and non-gold pool rows (rule 2); both lease paths
+    (the PostgreSQL statement and the ORM one) walk this list. `gold_only`: an annotator
+    still in the screening gets gold items and nothing else, no fallback."""
+    if gold_only:
+        return [True]
+    return [want, not want] if want is not None else [None]
+
+
+SCREENING_OFF = "off"
+SCREENING_PENDING = "pending"
+SCREENING_PASSED = "passed"
+SCREENING_FAILED = "failed"
+
+
+def screening_status(*, answers: Sequence[bool], items: int, pass_mark: float) -> str:
+    """Where an annotator stands in a campaign's screening: `answers` are whether their first
+    gold items were answered correctly, oldest first (only the first `items` count). Failed as
+    soon as the pass mark is out of reach, so nobody labels screening items in vain."""
+    if items <= 0:
+        return SCREENING_OFF
+    # The smallest number right that reaches the mark (the epsilon keeps 0.8 * 5 at 4).
+    needed = math.ceil(pass_mark * items - 1e-9)
+    counted = list(answers)[:items]
+    right = sum(1 for a in counted if a)
+    if right >= needed and len(counted) == items:
+        return SCREENING_PASSED
+    if right + (items - len(counted)) < needed:
+        return SCREENING_FAILED
+    return SCREENING_PENDING if len(counted) < items else SCREENING_FAILED
+
+
 @dataclass(frozen=True)
 class EditCandidate:
     """A counterfactual edit as validation selection sees it."""

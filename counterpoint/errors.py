@@ -67,6 +67,11 @@ def _first_message(detail: Any) -> str:
     return str(detail)
 
 
+class TooManyRequests(ServiceError):
+    http_status = status.HTTP_429_TOO_MANY_REQUESTS
+    default_code = "throttled"
+
+
 class RequestTooLarge(ServiceError):
     http_status = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
     default_code = "request_too_large"

@@ -123,6 +123,21 @@ LOGIN_FAILURE_WINDOW_S = env_int("LOGIN_FAILURE_WINDOW_MINUTES", 15, minimum=1) 
 API_TOKEN_TTL_HOURS = env_int("API_TOKEN_TTL_HOURS", 720, minimum=1)
 # Who grants the manager role of a campaign: staff only (0), or also its managers (1).
 MANAGERS_MAY_GRANT_MANAGER = env_bool("MANAGERS_MAY_GRANT_MANAGER", False)
+# --- e-mail (invites) ---------------------------------------------------------------------
+# Embedded default: every mail is a file under var/mail/ (read it there); production: SMTP.
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.filebased.EmailBackend")
+EMAIL_FILE_PATH = env_str("EMAIL_FILE_PATH", str(VAR_DIR / "mail"))
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "counterpoint@localhost")
+# Sign-up links (invites) work once, for this long.
+INVITE_TTL_HOURS = env_int("INVITE_TTL_HOURS", 168, minimum=1)
+# New accounts a crowd study link makes per client address per hour.
+CROWD_ACCOUNTS_PER_ADDRESS_PER_HOUR = env_int("CROWD_ACCOUNTS_PER_ADDRESS_PER_HOUR", 30, minimum=1)
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"

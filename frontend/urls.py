@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from frontend import views, views_exports, views_pairs
+from frontend import views, views_exports, views_pairs, views_people
 
 app_name = "frontend"
 urlpatterns = [
@@ -20,4 +20,8 @@ urlpatterns = [
         views_pairs.pairs,
         name="manage-pair",
     ),
+    path("manage/campaigns/<int:campaign_id>/people/", views_people.people, name="people"),
+    path("signup/<str:token>/", views_people.signup, name="signup"),
+    path("crowd/<int:link_id>/<str:token>/", views_people.crowd_entry, name="crowd-entry"),
+    path("crowd/finish/<int:campaign_id>/", views_people.crowd_finish_page, name="crowd-finish"),
 ]

@@ -13,7 +13,7 @@ from django.shortcuts import render
 from django.views.decorators.csrf import ensure_csrf_cookie
 
 from annotation.access import campaign_for_user, campaigns_visible_to
-from annotation.models import Campaign, Membership
+from annotation.models import Campaign, CrowdWorker, Membership
 from annotation.services.accounts import (
     client_address,
     login_failure_record,
@@ -82,7 +82,16 @@ def home(request: HttpRequest) -> HttpResponse:
 @ensure_csrf_cookie
 def annotate(request: HttpRequest, campaign_id: int) -> HttpResponse:
     campaign = _campaign_or_page_error(request, campaign_id, [Role.ANNOTATOR])
-    return render(request, "frontend/annotate.html", {"campaign": campaign, "kind": "annotate"})
+    # Crowd workers end on the finish page (their completion code) instead of "all done".
+    crowd = CrowdWorker.objects.filter(
+        user_id=int(request.user.pk or 0), link__campaign=campaign
+    ).exists()
+    finish_url = f"/crowd/finish/{campaign.pk}/" if crowd else ""
+    return render(
+        request,
+        "frontend/annotate.html",
+        {"campaign": campaign, "kind": "annotate", "finish_url": finish_url},
+    )
 
 
 @login_required

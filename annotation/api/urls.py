@@ -11,6 +11,7 @@ urlpatterns: list = []
 from annotation.api import campaigns, datasets  # noqa: E402
 from annotation.api import exports as exports_api  # noqa: E402
 from annotation.api import imports as imports_api  # noqa: E402
+from annotation.api import people as people_api  # noqa: E402
 from annotation.api import results as results_api  # noqa: E402
 from annotation.api import tasks as tasks_api  # noqa: E402
 
@@ -20,6 +21,7 @@ imports_api.register(router, urlpatterns)
 tasks_api.register(router, urlpatterns)
 results_api.register(router, urlpatterns)
 exports_api.register(router, urlpatterns)
+people_api.register(router, urlpatterns)
 
 urlpatterns += router.urls
 _ = path

@@ -41,6 +41,7 @@ from annotation.models import (
     Membership,
 )
 from annotation.selectors import validatable_edits
+from annotation.selectors_people import annotator_gate
 from counterpoint.errors import Conflict, Forbidden, ValidationFailed
 
 ACTIVE = Assignment.Status.ACTIVE
@@ -201,7 +202,7 @@ def _quota_for(campaign: Campaign, example_label: str | None) -> policy.Cell | N
 
 
 def _pick_pool_item(
-    *, campaign: Campaign, annotator: Any, gold: bool | None
+    *, campaign: Campaign, annotator: Any, gold: bool | None, gold_only: bool = False
 ) -> tuple[int, int, bool, str | None, Any] | None:
     """Lock and return (pool row id, example id, is_gold, example label, example values) of
     the first eligible pool row in policy order (policy.lease_sort_key), or None.
@@ -228,7 +229,7 @@ def _pick_pool_item(
         .filter(load__lt=campaign.redundancy)
     )
     fresh = pool.filter(completed=0, in_flight=0)
-    for preference in [gold, not gold] if gold is not None else [None]:
+    for preference in policy.gold_preferences(want=gold, gold_only=gold_only):
         for tier in (partly, fresh):
             qs = tier if preference is None else tier.filter(is_gold=preference)
             row = (
@@ -287,7 +288,7 @@ def _json(value: Any) -> Any:
 
 
 def _lease_annotation_pg(
-    *, campaign: Campaign, annotator: Any, now: datetime, gold: bool | None
+    *, campaign: Campaign, annotator: Any, now: datetime, gold: bool | None, gold_only: bool
 ) -> tuple[Assignment, int] | None:
     """Policy order as _pick_pool_item, then insert and count, in one statement per tier."""
     draft = Assignment(
@@ -311,7 +312,7 @@ def _lease_annotation_pg(
     for attempt in range(LOCKED_ROOM_RETRIES + 1):
         leased = _lease_annotation_pg_once(
             campaign=campaign, annotator=annotator, draft=draft, gold=gold, tiers=tiers,
-            cols=cols, values=values, insert_params=insert_params,
+            gold_only=gold_only, cols=cols, values=values, insert_params=insert_params,
         )  # fmt: skip
         if leased is not None or attempt == LOCKED_ROOM_RETRIES:
             return leased
@@ -345,13 +346,14 @@ def _lease_annotation_pg_once(
     annotator: Any,
     draft: Assignment,
     gold: bool | None,
+    gold_only: bool,
     tiers: dict[str, tuple[str, list[Any]]],
     cols: str,
     values: str,
     insert_params: list[Any],
 ) -> tuple[Assignment, int] | None:
     ce, asg, ex = (quote(m._meta.db_table) for m in (CampaignExample, Assignment, Example))
-    for preference in [gold, not gold] if gold is not None else [None]:
+    for preference in policy.gold_preferences(want=gold, gold_only=gold_only):
         for condition, tier_params in tiers.values():
             gold_sql = "" if preference is None else "AND ce.is_gold = %s"
             gold_params = [] if preference is None else [preference]
@@ -399,10 +401,10 @@ def _lease_annotation_pg_once(
 
 
 def _lease_annotation(
-    *, campaign: Campaign, annotator: Any, now: datetime
+    *, campaign: Campaign, annotator: Any, now: datetime, gold_only: bool = False
 ) -> tuple[Assignment | None, int | None]:
     gold = None
-    if campaign.gold_rate > 0:
+    if campaign.gold_rate > 0 and not gold_only:
         gold = policy.want_gold(
             gold_rate=campaign.gold_rate,
             seed=campaign.seed,
@@ -416,7 +418,7 @@ def _lease_annotation(
         # transaction; without it the lease is a single autocommit statement.
         with transaction.atomic() if balancing else nullcontext():
             leased = _lease_annotation_pg(
-                campaign=campaign, annotator=annotator, now=now, gold=gold
+                campaign=campaign, annotator=annotator, now=now, gold=gold, gold_only=gold_only
             )
             if leased is None:
                 return None, None
@@ -427,7 +429,9 @@ def _lease_annotation(
                 assignment.save(update_fields=["cf_modality", "cf_target_label"])
             return assignment, done
     with transaction.atomic():
-        picked = _pick_pool_item(campaign=campaign, annotator=annotator, gold=gold)
+        picked = _pick_pool_item(
+            campaign=campaign, annotator=annotator, gold=gold, gold_only=gold_only
+        )
         if picked is None:
             return None, None
         item_id, example_id, is_gold, label, values = picked
@@ -527,7 +531,7 @@ def assignment_lease(
     if (
         verify_role
         and not Membership.objects.filter(
-            campaign=campaign, user_id=annotator.pk, role__in=ROLES_FOR_KIND[kind]
+            campaign=campaign, user_id=annotator.pk, role__in=ROLES_FOR_KIND[kind], active=True
         ).exists()
     ):
         wanted = " or ".join(ROLES_FOR_KIND[kind])
@@ -543,12 +547,19 @@ def assignment_lease(
     current, stale = _open_lease(campaign=campaign, annotator=annotator, kind=kind, now=now)
     if current is not None:
         return LeaseResult(current, created=False)
+    # Caps and screening are checked before (not inside) the lease statement, the same for
+    # both lease paths; an open lease above was handed back whatever they say.
+    gold_only = False
+    if kind == ANNOTATE:
+        gold_only = annotator_gate(campaign=campaign, annotator=annotator).screening_only
     if stale:
         assignment_expire_stale(campaign=campaign, now=now)
     done = None
     try:
         if kind == ANNOTATE:
-            assignment, done = _lease_annotation(campaign=campaign, annotator=annotator, now=now)
+            assignment, done = _lease_annotation(
+                campaign=campaign, annotator=annotator, now=now, gold_only=gold_only
+            )
         else:
             assignment = _lease_validation(campaign=campaign, annotator=annotator, now=now)
     except IntegrityError:
@@ -724,3 +735,25 @@ def assignment_draft_save(*, assignment: Assignment, draft: Any) -> datetime:
     assignment.draft = draft
     assignment.draft_updated_at = now
     return now
+
+
+def assignment_release_open(*, campaign: Campaign, annotator_id: int, kinds: list[str]) -> int:
+    """Expire the person's open leases of `kinds` in the campaign now (they were removed or
+    deactivated): the slots go back to the pool at once, the assignments (and their drafts)
+    stay. Same transitions and counters as the sweep. Returns how many were released."""
+    released = 0
+    with transaction.atomic():
+        rows = list(
+            Assignment.objects.select_for_update()
+            .filter(campaign_id=campaign.pk, annotator_id=annotator_id, status=ACTIVE)
+            .filter(kind__in=kinds)
+            .values_list("id", "kind", "example_id")
+        )
+        for ident, kind, example_id in rows:
+            if Assignment.objects.filter(pk=ident, status=ACTIVE).update(status=EXPIRED):
+                released += 1
+                if kind == ANNOTATE:
+                    CampaignExample.objects.filter(
+                        campaign_id=campaign.pk, example_id=example_id
+                    ).update(in_flight=F("in_flight") - 1)
+    return released

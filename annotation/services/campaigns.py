@@ -11,6 +11,7 @@ from django.db import IntegrityError, transaction
 
 from annotation import policy
 from annotation.models import Campaign, CampaignExample, Dataset, Example, Membership
+from annotation.services.assignments import ROLES_FOR_KIND, assignment_release_open
 from counterpoint.errors import Conflict, ValidationFailed
 
 SETTABLE_FIELDS = (
@@ -227,9 +228,13 @@ def membership_add(*, campaign: Campaign, user: Any, role: str) -> Membership:
         raise ValidationFailed(
             f"role must be one of {Membership.Role.values}", code="membership_role"
         )
-    membership, _ = Membership.objects.get_or_create(
+    membership, created = Membership.objects.get_or_create(
         campaign=campaign, user=user, role=role, defaults={"arm": _arm_for(campaign, user.pk)}
     )
+    if not created and not membership.active:
+        # Granting a role again is how a deactivated person comes back (their work is there).
+        Membership.objects.filter(pk=membership.pk).update(active=True)
+        membership.active = True
     return membership
 
 
@@ -244,5 +249,33 @@ def membership_add_by_username(*, campaign: Campaign, username: str, role: str) 
     return membership_add(campaign=campaign, user=user, role=role)
 
 
+def _release_roleless_leases(*, campaign: Campaign, user_id: int) -> int:
+    """Open leases the person may no longer hold (ROLES_FOR_KIND) once a role went away."""
+    held = set(
+        Membership.objects.filter(campaign=campaign, user_id=user_id, active=True).values_list(
+            "role", flat=True
+        )
+    )
+    kinds = [kind for kind, roles in ROLES_FOR_KIND.items() if not held.intersection(roles)]
+    if not kinds:
+        return 0
+    return assignment_release_open(campaign=campaign, annotator_id=user_id, kinds=kinds)
+
+
 def membership_remove(*, membership: Membership) -> None:
+    """Take the role away. Everything the person did stays (annotations, edits, validations
+    belong to the user, not the membership); an open lease they can no longer hold goes back
+    to the pool now rather than at its expiry."""
+    campaign, user_id = membership.campaign, membership.user_id
     membership.delete()
+    _release_roleless_leases(campaign=campaign, user_id=user_id)
+
+
+def membership_set_active(*, membership: Membership, active: bool) -> Membership:
+    """Deactivate (or bring back) a role without deleting it: a deactivated member is an
+    outsider to the access helper; their work and the membership row (arm, crowd ids) stay."""
+    Membership.objects.filter(pk=membership.pk).update(active=active)
+    membership.active = active
+    if not active:
+        _release_roleless_leases(campaign=membership.campaign, user_id=membership.user_id)
+    return membership

@@ -16,6 +16,7 @@ import { relianceOptions } from "./reliance.js";
 
 const cfg = pageConfig();
 const campaignId = Number(cfg.campaignId);
+const finishUrl = cfg.finishUrl || "";
 const userId = cfg.userId;
 const app = document.getElementById("app");
 const topBanner = document.getElementById("ws-banner");
@@ -73,9 +74,10 @@ async function loadTask() {
   try {
     task = await api("POST", `campaigns/${campaignId}/lease/`, { kind: "annotate" });
   } catch (err) {
+    if (err.code === "task_cap_reached" || err.code === "screening_failed") return showEnd(err);
     return showFatal(err);
   }
-  if (!task) return showDone();
+  if (!task) return finishUrl ? location.assign(finishUrl) : showDone();
   const wasShowing = !!S;
   setup(task);
   // The next task after a submit: keyboard focus back to the top, shortcuts ready.
@@ -87,6 +89,16 @@ function showFatal(err) {
   clear(app).append(el("section", { class: "card narrow-wide" },
     el("h1", {}, err.code === "campaign_not_active" ? "This campaign is not open" : "The task could not be loaded"),
     el("p", {}, err.message), el("div", { class: "actions" }, actions, el("a", { href: "/", class: "button-link secondary" }, "Back to campaigns"))));
+}
+
+/** The people rules ended this person's work: crowd workers go to their completion code. */
+function showEnd(err) {
+  if (finishUrl) return location.assign(finishUrl);
+  clear(app).append(el("section", { class: "card narrow-wide done", "data-state": err.code },
+    el("h1", {}, err.code === "screening_failed" ? "The screening was not passed" : "You have done your share"),
+    el("p", {}, err.message),
+    el("div", { class: "actions" }, el("a", { href: "/", class: "button-link primary" }, "Back to campaigns"))));
+  if (progressEl) progressEl.textContent = "";
 }
 
 function showDone() {
