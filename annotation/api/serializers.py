@@ -131,6 +131,12 @@ class CampaignSerializer(serializers.ModelSerializer):
 
 
 class CampaignWriteSerializer(serializers.ModelSerializer):
+    # Checked by the service (services.campaigns._check_settings), so a bad value comes back
+    # with the rule's own code (campaign_task_order, campaign_arm, ...) for the form's field.
+    task_order = serializers.CharField(required=False)
+    feedback_arm = serializers.CharField(required=False)
+    status = serializers.CharField(required=False)
+
     class Meta:
         model = Campaign
         fields = [
