@@ -44,7 +44,7 @@ def test_create_a_campaign_from_the_form_over_an_imported_dataset(
     page.wait_for_selector("#manage-list p")
     shot(page, "manage-list-empty")
     page.click("#new-campaign")
-    page.wait_for_selector("#f-dataset option[value]:not([value=''])")
+    page.wait_for_selector("#f-dataset option[value]:not([value=''])", state="attached")
     page.select_option("#f-dataset", str(dataset.pk))
     page.wait_for_selector("#f-models input[data-model]")
     page.fill("#f-name", "Colours and shapes")
@@ -109,9 +109,9 @@ def test_a_refused_setting_is_shown_at_its_field_with_the_rule_code(
     page.fill("#f-validations_to_verify", "1")
     page.click("#save-campaign")
     page.wait_for_selector("#err-validations_to_verify[hidden]", state="attached")
-    page.wait_for_function(
-        "!document.querySelector('#campaign-warnings [data-code]')"
-    )  # 2 validators are enough for a team of 2 with redundancy 3? then the warning goes
+    page.wait_for_selector(".toast:has-text('Settings saved')")
+    # The warning is recomputed with the saved rule: still short, now of 2 validators.
+    page.wait_for_selector("#campaign-warnings .banner:has-text('needs 2 validators')")
     campaign.refresh_from_db()
     assert (campaign.validations_required, campaign.validations_to_verify) == (2, 1)
 
@@ -135,7 +135,7 @@ def test_pool_by_split_and_a_seeded_sample_and_gold_items(page: Any, transaction
     boss = UserFactory(username="pia")
     campaign = campaign_create(dataset=dataset, name="Pool", created_by=boss, seed=5)
     login(page, "pia", next_url=f"/manage/campaigns/{campaign.pk}/pool/")
-    page.wait_for_selector("#pool-split option[value='train']")
+    page.wait_for_selector("#pool-split option[value='train']", state="attached")
     assert page.inner_text("#pool-count") == "0"
     page.select_option("#pool-split", "train")
     page.fill("#pool-limit", "8")
@@ -252,6 +252,7 @@ def test_the_preview_shows_the_annotator_page_and_writes_nothing(
     page.fill(
         "#step-edit textarea, #step-edit [contenteditable]", "what color is the shape?"
     ) if page.locator("#step-edit textarea").count() else None
+    page.fill("#cf-text", "is there a circle?")
     page.locator("#step-edit .label-btn:not([disabled])").first.click()
     page.click("#step-edit button.primary")
     page.wait_for_selector(".toast:has-text('Preview: nothing was submitted')")

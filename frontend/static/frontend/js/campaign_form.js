@@ -8,8 +8,9 @@ import { el, clear } from "./util.js";
 import { toast } from "./common_ui.js";
 
 const form = document.getElementById("campaign-form");
-const mode = form.dataset.mode;
-let campaignId = form.dataset.campaignId ? Number(form.dataset.campaignId) : null;
+// getAttribute, not form.dataset: a form's named controls shadow its properties.
+const mode = form.getAttribute("data-mode");
+let campaignId = form.getAttribute("data-campaign-id") ? Number(form.getAttribute("data-campaign-id")) : null;
 const $ = (id) => document.getElementById(id);
 
 const DEFAULTS = {
@@ -62,7 +63,10 @@ function clearErrors() {
 function showFieldError(field, message, code) {
   const s = slot(field);
   s.textContent = message;
-  if (code) s.dataset.code = code;
+  if (code) {
+    s.dataset.code = code;
+    s.append(" ", el("code", { class: "rule-code" }, code));
+  }
   s.hidden = false;
   const control = $(`f-${field}`);
   if (control) control.setAttribute("aria-invalid", "true");
