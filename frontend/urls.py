@@ -12,7 +12,13 @@ urlpatterns = [
     # Manager console: campaign setup (frontend/views_setup.py).
     path("manage/", views_setup.manage_list, name="manage-list"),
     path("manage/campaigns/new/", views_setup.campaign_new, name="manage-new"),
-    path("manage/campaigns/<int:campaign_id>/", views_setup.campaign_settings, name="manage-settings"),
+    path(
+        "manage/campaigns/<int:campaign_id>/", views_setup.campaign_settings, name="manage-settings"
+    ),
     path("manage/campaigns/<int:campaign_id>/pool/", views_setup.campaign_pool, name="manage-pool"),
-    path("manage/campaigns/<int:campaign_id>/preview/", views_setup.campaign_preview, name="manage-preview"),
+    path(
+        "manage/campaigns/<int:campaign_id>/preview/",
+        views_setup.campaign_preview,
+        name="manage-preview",
+    ),
 ]
