@@ -124,7 +124,7 @@ class Campaign(models.Model):
         RANDOMISED = "randomised"
 
     class TaskOrder(models.TextChoices):
-        # policy.pool_ranks computes the pool's `rank` for each (docs/managing_browser.md).
+        # policy.pool_ranks computes the pool's `rank` for each (docs/managing.md).
         RANDOM = "random", "seeded random"
         STRATIFIED = "stratified", "stratified by label"
         DISAGREEMENT = "disagreement", "models disagree most first"

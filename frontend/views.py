@@ -69,7 +69,11 @@ def home(request: HttpRequest) -> HttpResponse:
                 "active": c.status == Campaign.Status.ACTIVE,
             }
         )
-    return render(request, "frontend/home.html", {"cards": cards})
+    return render(
+        request,
+        "frontend/home.html",
+        {"cards": cards, "can_manage_any": any(card["can_manage"] for card in cards)},
+    )
 
 
 @login_required

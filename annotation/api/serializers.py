@@ -150,7 +150,7 @@ class CampaignWriteSerializer(serializers.ModelSerializer):
 class CampaignExamplesAddSerializer(serializers.Serializer):
     example_ids = serializers.ListField(child=serializers.IntegerField(), required=False)
     split = serializers.CharField(required=False)
-    label = serializers.CharField(required=False)
+    label = serializers.CharField(required=False)  # type: ignore[assignment]
     metadata_field = serializers.CharField(
         required=False, help_text="only examples whose metadata has this key"
     )

@@ -179,10 +179,11 @@ function renderInstructions() {
 }
 
 // --- warnings, lifecycle ---------------------------------------------------------------------
-function renderWarnings(list) {
+function renderWarnings(list, poolSize) {
   const host = $("campaign-warnings");
   if (!host) return;
   clear(host);
+  if (poolSize === 0) host.append(el("div", { class: "banner info", id: "pool-empty" }, el("strong", {}, "The pool is empty: "), el("span", {}, "add examples on the "), el("a", { href: `/manage/campaigns/${campaignId}/pool/` }, "Pool"), el("span", {}, " tab before starting.")));
   for (const w of list || []) host.append(el("div", { class: "banner warn", dataset: { code: w.code } }, el("strong", {}, "Check the setup: "), el("span", {}, w.message), el("code", { class: "small" }, w.code)));
 }
 
@@ -260,7 +261,7 @@ async function save(e) {
     }
     if (mode === "new") { location.assign(`/manage/campaigns/${campaignId}/`); return; }
     campaign = saved;
-    renderWarnings(saved.warnings);
+    renderWarnings(saved.warnings, saved.pool_size);
     $("form-status").textContent = "";
     toast("Settings saved.");
   } catch (err) {
@@ -299,7 +300,7 @@ async function init() {
   $("f-dataset").append(el("option", { value: String(ds.id) }, ds.name));
   chosenModels = new Set(campaign.model_ids || []);
   fill(campaign);
-  renderWarnings(campaign.warnings);
+  renderWarnings(campaign.warnings, campaign.pool_size);
   await Promise.all([loadModels(), renderLifecycle()]);
   if (new URLSearchParams(location.search).has("models_error")) showFieldError("models", "The campaign was created, but these models could not be attached; choose again and save.");
 }

@@ -341,7 +341,7 @@ function build() {
     const body = el("div", { class: "instructions-body md" });
     // Rendered and sanitised by the server (annotation.markdown.instructions_html).
     body.innerHTML = campaign.instructions_html;
-    instructions = el("details", { class: "instructions", open: preview }, el("summary", {}, "Instructions"), body);
+    instructions = el("details", { class: "instructions" }, el("summary", {}, "Instructions"), body);
   } else if (campaign.instructions) {
     instructions = el("details", { class: "instructions" }, el("summary", {}, "Instructions"), el("div", { class: "instructions-body" }, campaign.instructions));
   }
