@@ -89,10 +89,12 @@ def _check_settings(dataset: Dataset, values: dict[str, Any]) -> dict[str, Any]:
             f"task_order must be one of {Campaign.TaskOrder.values}", code="campaign_task_order"
         )
     if "lease_seconds" in values and (
-        not isinstance(values["lease_seconds"], int) or values["lease_seconds"] < 60
+        not isinstance(values["lease_seconds"], int)
+        or isinstance(values["lease_seconds"], bool)
+        or values["lease_seconds"] < 1
     ):
         raise ValidationFailed(
-            "lease_seconds must be a whole number of seconds, at least 60",
+            "lease_seconds must be a whole number of seconds, at least 1",
             code="campaign_lease_seconds",
         )
     if "feedback_arm" in values and values["feedback_arm"] not in Campaign.FeedbackArm.values:

@@ -298,3 +298,23 @@ def test_preview_shows_the_annotator_task_and_writes_nothing() -> None:
     assert client_for(ann).get(f"/api/v1/campaigns/{campaign.pk}/preview/").status_code == 403
     r = client_for(boss).get(f"/api/v1/campaigns/{campaign.pk}/preview/?example=x")
     assert r.status_code == 400 and r.json()["error"]["code"] == "preview_example"
+
+
+def test_settings_refused_by_rule_code_and_nothing_stored() -> None:
+    campaign = text_campaign(2)
+    boss = _manager(campaign)
+    url = f"/api/v1/campaigns/{campaign.pk}/"
+    for body, code in [
+        ({"lease_seconds": 0}, "campaign_lease_seconds"),
+        ({"feedback_arm": "sometimes"}, "campaign_arm"),
+        ({"validations_required": 1, "validations_to_verify": 2}, "campaign_validation_rule"),
+        ({"redundancy": 0}, "campaign_redundancy"),
+    ]:
+        r = client_for(boss).patch(url, body, format="json")
+        assert r.status_code == 400 and r.json()["error"]["code"] == code, body
+    campaign.refresh_from_db()
+    assert (campaign.lease_seconds, campaign.feedback_arm, campaign.redundancy) == (
+        1800,
+        "shown",
+        3,
+    )
