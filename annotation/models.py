@@ -123,6 +123,13 @@ class Campaign(models.Model):
         HIDDEN = "hidden"
         RANDOMISED = "randomised"
 
+    class TaskOrder(models.TextChoices):
+        # policy.pool_ranks computes the pool's `rank` for each (docs/managing.md).
+        RANDOM = "random", "seeded random"
+        STRATIFIED = "stratified", "stratified by label"
+        DISAGREEMENT = "disagreement", "models disagree most first"
+        UNCERTAINTY = "uncertainty", "least confident first"
+
     dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="campaigns")
     name = models.CharField(max_length=200, unique=True)
     instructions = models.TextField(blank=True)
@@ -148,6 +155,9 @@ class Campaign(models.Model):
     # Per-question switches and wording overrides for the reliance questions (docs/architecture.md "Reliance questions").
     questions = models.JSONField(default=dict, blank=True)
     seed = models.IntegerField(default=0)
+    task_order = models.CharField(
+        max_length=12, choices=TaskOrder.choices, default=TaskOrder.RANDOM
+    )
     # Keys gold placement with the seed (policy.is_gold_item, policy.want_gold) so the seed,
     # which managers pick and share, does not reveal the gold; set at creation, never shown.
     gold_secret = models.CharField(max_length=64, blank=True, default="")

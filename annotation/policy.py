@@ -15,7 +15,9 @@ Rules, in the order they apply to annotation leases:
    else non-gold items first; the other kind is the fallback so the pool always drains.
 3. Partly done (some slot taken) before fresh: finishes examples rather than spreading
    thin, so complete examples (and their edits for validation) appear early.
-4. Seeded random order within: `rank` is a seeded shuffle fixed when the pool was built.
+4. Rank order within: `rank` is fixed per pool row by `pool_ranks` for the campaign's task
+   order (seeded random, stratified by label, models disagree most first, least confident
+   first); the lease reads only `rank`, so both lease paths follow any order unchanged.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import math
+import random
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -246,3 +249,114 @@ def invitation_arm(*, seed: int, campaign_id: int, user_id: int, shown: int, hid
         return SHOWN if shown < hidden else HIDDEN
     digest = hashlib.sha256(f"arm:{seed}:{campaign_id}:{user_id}".encode()).digest()
     return SHOWN if digest[0] % 2 == 0 else HIDDEN
+
+
+# --- task order -------------------------------------------------------------------------------
+
+TASK_ORDERS = ("random", "stratified", "disagreement", "uncertainty")
+# Orders that read the campaign models' stored scores; an example without them goes last.
+SCORED_ORDERS = ("disagreement", "uncertainty")
+
+
+@dataclass(frozen=True)
+class RankInput:
+    """A pool example as task ordering sees it: its gold label (None when unlabelled) and,
+    per campaign model with a stored score for it, (predicted label, probabilities over the
+    dataset's labels)."""
+
+    example_id: int
+    label: str | None = None
+    predictions: tuple[tuple[str, Mapping[str, float]], ...] = ()
+
+
+def _seeded_order(ids: Sequence[int], *, seed: int, salt: str = "") -> dict[int, int]:
+    """example id → position in a seeded shuffle of `ids` (taken in id order first, so the
+    result depends on the set, not on the order it was given in)."""
+    ordered = sorted(ids)
+    random.Random(f"{seed}:{salt}" if salt else seed).shuffle(ordered)
+    return {ex: i for i, ex in enumerate(ordered)}
+
+
+def disagreement(predictions: Sequence[tuple[str, Mapping[str, float]]]) -> float | None:
+    """How much the models disagree on one input, in [0, 1]: 1 - the share of the most common
+    predicted label, plus (as a tie-break within the same vote split, scaled into the next
+    vote step) the mean pairwise total-variation distance of the probabilities. None for
+    fewer than two models (disagreement needs two opinions)."""
+    n = len(predictions)
+    if n < 2:
+        return None
+    votes: dict[str, int] = {}
+    for label, _ in predictions:
+        votes[label] = votes.get(label, 0) + 1
+    vote = 1 - max(votes.values()) / n
+    pairs = [(a, b) for i, (_, a) in enumerate(predictions) for (_, b) in predictions[i + 1 :]]
+    tv = sum(
+        0.5 * sum(abs(float(a.get(k, 0.0)) - float(b.get(k, 0.0))) for k in set(a) | set(b))
+        for a, b in pairs
+    ) / len(pairs)
+    return vote + min(max(tv, 0.0), 1.0) / (n + 1)
+
+
+def confidence(predictions: Sequence[tuple[str, Mapping[str, float]]]) -> float | None:
+    """Mean over the models of the probability each gave its own prediction; None unscored."""
+    if not predictions:
+        return None
+    return sum(float(p.get(label, 0.0)) for label, p in predictions) / len(predictions)
+
+
+def pool_ranks(items: Sequence[RankInput], *, order: str, seed: int) -> dict[int, int]:
+    """example id → rank (0 first) for the whole pool under `order` (one of TASK_ORDERS).
+
+    random: a seeded shuffle. stratified: each label's examples shuffled, then interleaved in
+    proportion, so any prefix of the pool holds the labels in the pool's proportions (within
+    one per label); unlabelled examples form their own stratum. disagreement / uncertainty:
+    most disagreement (policy.disagreement) / lowest confidence (policy.confidence) first;
+    examples the scores do not cover (no stored score, or fewer than two models for
+    disagreement) go last, in seeded random order. Ties break by the seeded shuffle."""
+    if order not in TASK_ORDERS:
+        raise ValueError(f"task order must be one of {TASK_ORDERS}, got {order!r}")
+    ids = [i.example_id for i in items]
+    shuffle = _seeded_order(ids, seed=seed)
+    keyed: list[tuple[tuple[float, ...], int]]
+    if order == "random":
+        keyed = [((float(shuffle[ex]),), ex) for ex in ids]
+    elif order == "stratified":
+        strata: dict[str, list[int]] = {}
+        for item in items:
+            strata.setdefault(item.label or "", []).append(item.example_id)
+        label_pos = _seeded_order(list(range(len(strata))), seed=seed, salt="strata")
+        keyed = []
+        for s_index, (label, members) in enumerate(sorted(strata.items())):
+            inner = _seeded_order(members, seed=seed, salt=f"stratum:{label}")
+            n = len(members)
+            for ex in members:
+                keyed.append((((inner[ex] + 0.5) / n, float(label_pos[s_index])), ex))
+    else:
+        measure = disagreement if order == "disagreement" else confidence
+        sign = -1.0 if order == "disagreement" else 1.0
+        keyed = []
+        for item in items:
+            value = measure(item.predictions)
+            unscored = 1.0 if value is None else 0.0
+            keyed.append(
+                (
+                    (
+                        unscored,
+                        0.0 if value is None else sign * value,
+                        float(shuffle[item.example_id]),
+                    ),
+                    item.example_id,
+                )
+            )
+    keyed.sort()
+    return {ex: rank for rank, (_, ex) in enumerate(keyed)}
+
+
+def unscored_count(items: Sequence[RankInput], *, order: str) -> int:
+    """How many pool examples `order` cannot rank by scores (they go last); 0 for the orders
+    that read no scores."""
+    if order == "disagreement":
+        return sum(1 for i in items if disagreement(i.predictions) is None)
+    if order == "uncertainty":
+        return sum(1 for i in items if confidence(i.predictions) is None)
+    return 0

@@ -14,6 +14,7 @@ from typing import Any
 from django.db.models import Count, QuerySet
 
 from annotation import policy
+from annotation.markdown import instructions_html
 from annotation.minimality import median_absolute_deviation
 from annotation.models import (
     Assignment,
@@ -110,6 +111,7 @@ def campaign_block(campaign: Campaign, *, feedback: str) -> dict[str, Any]:
         "id": campaign.pk,
         "name": campaign.name,
         "instructions": campaign.instructions,
+        "instructions_html": instructions_html(campaign.instructions),
         "label_space": list(dataset.label_space),
         "modalities": list(dataset.modalities),
         "tasks": {

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from frontend import views, views_exports, views_pairs, views_people
+from frontend import views, views_exports, views_pairs, views_people, views_setup
 
 app_name = "frontend"
 urlpatterns = [
@@ -24,4 +24,16 @@ urlpatterns = [
     path("signup/<str:token>/", views_people.signup, name="signup"),
     path("crowd/<int:link_id>/<str:token>/", views_people.crowd_entry, name="crowd-entry"),
     path("crowd/finish/<int:campaign_id>/", views_people.crowd_finish_page, name="crowd-finish"),
+    # Manager console: campaign setup (frontend/views_setup.py).
+    path("manage/", views_setup.manage_list, name="manage-list"),
+    path("manage/campaigns/new/", views_setup.campaign_new, name="manage-new"),
+    path(
+        "manage/campaigns/<int:campaign_id>/", views_setup.campaign_settings, name="manage-settings"
+    ),
+    path("manage/campaigns/<int:campaign_id>/pool/", views_setup.campaign_pool, name="manage-pool"),
+    path(
+        "manage/campaigns/<int:campaign_id>/preview/",
+        views_setup.campaign_preview,
+        name="manage-preview",
+    ),
 ]

@@ -54,9 +54,6 @@ def home(request: HttpRequest) -> HttpResponse:
         user_id=int(request.user.pk or 0)
     ).values_list("campaign_id", "role"):
         roles[campaign_id].add(role)
-    # The admin works only for staff holding the campaign permission (superusers hold all);
-    # staff without it would meet "You don't have permission", so they use the API instead.
-    admin_ok = request.user.is_staff and request.user.has_perm("annotation.change_campaign")
     cards = []
     for c in campaigns:
         held = roles.get(c.pk, set())
@@ -68,14 +65,15 @@ def home(request: HttpRequest) -> HttpResponse:
                 "can_annotate": annotating,
                 "can_validate": bool(held & {Role.ANNOTATOR, Role.VALIDATOR}) and c.task_validation,
                 "can_manage": Role.MANAGER in held or request.user.is_staff,
-                # Other managers use the (browsable) API, which their session signs in to.
-                "manage_url": f"/admin/annotation/campaign/{c.pk}/change/"
-                if admin_ok
-                else f"/api/v1/campaigns/{c.pk}/",
+                "manage_url": f"/manage/campaigns/{c.pk}/",
                 "active": c.status == Campaign.Status.ACTIVE,
             }
         )
-    return render(request, "frontend/home.html", {"cards": cards})
+    return render(
+        request,
+        "frontend/home.html",
+        {"cards": cards, "can_manage_any": any(card["can_manage"] for card in cards)},
+    )
 
 
 @login_required

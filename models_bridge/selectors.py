@@ -114,3 +114,25 @@ def campaign_example_scores(
     if predicted is not None:
         rows = [r for r in rows if r["predicted_label"] == predicted]
     return rows
+
+
+def pool_predictions(
+    *, campaign: Campaign, examples: Sequence[tuple[int, Mapping[str, Any]]]
+) -> dict[int, list[tuple[str, dict[str, float]]]]:
+    """example id → [(predicted label, probabilities)] of each active campaign model that has
+    a stored score for it (task ordering, annotation.policy.pool_ranks). Scores are only read:
+    nothing is scored here (a bulk-score job fills them)."""
+    mvs = list(campaign.model_versions.filter(is_active=True).order_by("id"))
+    keys = [
+        (ex_id, mv.pk, input_hash(mv.modalities, values))
+        for ex_id, values in examples
+        for mv in mvs
+        if all(m in values for m in mv.modalities)
+    ]
+    found = cached_scores((mv_id, h) for _, mv_id, h in keys)
+    out: dict[int, list[tuple[str, dict[str, float]]]] = {}
+    for ex_id, mv_id, h in keys:
+        score = found.get((mv_id, h))
+        if score is not None:
+            out.setdefault(ex_id, []).append((score.predicted_label, dict(score.probabilities)))
+    return out

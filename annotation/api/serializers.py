@@ -5,6 +5,7 @@ from typing import Any
 from rest_framework import serializers
 
 from annotation import policy
+from annotation.markdown import instructions_html
 from annotation.models import Campaign, Dataset, Example, Membership
 from annotation.selectors import campaign_warnings
 from annotation.services.campaigns import SETTABLE_FIELDS
@@ -73,10 +74,16 @@ class CampaignSerializer(serializers.ModelSerializer):
         source="model_versions", many=True, read_only=True
     )
     pool_size = serializers.IntegerField(read_only=True, required=False)
+    instructions_html = serializers.SerializerMethodField(
+        help_text="the Markdown instructions rendered and sanitised, as annotators see them"
+    )
     warnings = serializers.SerializerMethodField(
         help_text="for managers: problems with the campaign's setup, e.g. "
         '{"code": "team_too_small_for_validation", "message": ..., "details": {...}}'
     )
+
+    def get_instructions_html(self, obj: Campaign) -> str:
+        return instructions_html(obj.instructions)
 
     def get_warnings(self, obj: Campaign) -> list[dict[str, Any]]:
         return campaign_warnings(
@@ -102,6 +109,7 @@ class CampaignSerializer(serializers.ModelSerializer):
             *SETTABLE_FIELDS,
             "model_ids",
             "pool_size",
+            "instructions_html",
             "warnings",
             "created_at",
         ]
@@ -110,6 +118,7 @@ class CampaignSerializer(serializers.ModelSerializer):
             "dataset_name",
             "model_ids",
             "pool_size",
+            "instructions_html",
             "warnings",
             "created_at",
         ]
@@ -122,6 +131,12 @@ class CampaignSerializer(serializers.ModelSerializer):
 
 
 class CampaignWriteSerializer(serializers.ModelSerializer):
+    # Checked by the service (services.campaigns._check_settings), so a bad value comes back
+    # with the rule's own code (campaign_task_order, campaign_arm, ...) for the form's field.
+    task_order = serializers.CharField(required=False)
+    feedback_arm = serializers.CharField(required=False)
+    status = serializers.CharField(required=False)
+
     class Meta:
         model = Campaign
         fields = [
@@ -135,7 +150,22 @@ class CampaignWriteSerializer(serializers.ModelSerializer):
 class CampaignExamplesAddSerializer(serializers.Serializer):
     example_ids = serializers.ListField(child=serializers.IntegerField(), required=False)
     split = serializers.CharField(required=False)
-    limit = serializers.IntegerField(required=False, min_value=1)
+    label = serializers.CharField(required=False)  # type: ignore[assignment]
+    metadata_field = serializers.CharField(
+        required=False, help_text="only examples whose metadata has this key"
+    )
+    metadata_value = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        help_text="with metadata_field: only examples whose value there equals this "
+        "(numbers and true/false match their JSON types too)",
+    )
+    limit = serializers.IntegerField(
+        required=False, min_value=1, help_text="a random sample of this many of the matches"
+    )
+    sample_seed = serializers.IntegerField(
+        required=False, help_text="seed of the sample (default: the campaign's seed)"
+    )
     gold_fraction = serializers.FloatField(required=False, min_value=0, max_value=1, default=0.0)
 
 

@@ -13,8 +13,10 @@ from annotation.api import exports as exports_api  # noqa: E402
 from annotation.api import imports as imports_api  # noqa: E402
 from annotation.api import people as people_api  # noqa: E402
 from annotation.api import results as results_api  # noqa: E402
+from annotation.api import setup as setup_api  # noqa: E402
 from annotation.api import tasks as tasks_api  # noqa: E402
 
+setup_api.register(router, urlpatterns)  # before the router's campaigns/{pk}/
 datasets.register(router, urlpatterns)
 campaigns.register(router, urlpatterns)
 imports_api.register(router, urlpatterns)

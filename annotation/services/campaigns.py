@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import random
+import re
 import secrets
 from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 
 from annotation import policy
 from annotation.models import Campaign, CampaignExample, Dataset, Example, Membership
+from annotation.services import lifecycle
 from annotation.services.assignments import ROLES_FOR_KIND, assignment_release_open
+from annotation.services.pool import campaign_pool_rank
 from counterpoint.errors import Conflict, ValidationFailed
 
 SETTABLE_FIELDS = (
@@ -33,6 +37,7 @@ SETTABLE_FIELDS = (
     "score_cap_per_assignment",
     "questions",
     "seed",
+    "task_order",
 )
 
 DEFAULT_BUDGETS = {"text": 0.5, "image": 0.25, "tabular": 0.5}
@@ -79,6 +84,19 @@ def _check_settings(dataset: Dataset, values: dict[str, Any]) -> dict[str, Any]:
     if "status" in values and values["status"] not in Campaign.Status.values:
         raise ValidationFailed(
             f"status must be one of {Campaign.Status.values}", code="campaign_status"
+        )
+    if "task_order" in values and values["task_order"] not in Campaign.TaskOrder.values:
+        raise ValidationFailed(
+            f"task_order must be one of {Campaign.TaskOrder.values}", code="campaign_task_order"
+        )
+    if "lease_seconds" in values and (
+        not isinstance(values["lease_seconds"], int)
+        or isinstance(values["lease_seconds"], bool)
+        or values["lease_seconds"] < 1
+    ):
+        raise ValidationFailed(
+            "lease_seconds must be a whole number of seconds, at least 1",
+            code="campaign_lease_seconds",
         )
     if "feedback_arm" in values and values["feedback_arm"] not in Campaign.FeedbackArm.values:
         raise ValidationFailed(
@@ -142,10 +160,50 @@ def campaign_update(*, campaign: Campaign, **fields: Any) -> Campaign:
         )
     merged = {k: getattr(campaign, k) for k in SETTABLE_FIELDS} | fields
     _check_settings(campaign.dataset, merged)
+    status = fields.pop("status", None)
+    reorder = "task_order" in fields and fields["task_order"] != campaign.task_order
     for key, value in fields.items():
         setattr(campaign, key, value)
-    campaign.save(update_fields=list(fields) or None)
+    if fields:
+        campaign.save(update_fields=list(fields))
+    if status is not None:
+        lifecycle.campaign_status_set(campaign=campaign, status=status)
+    if reorder or ("seed" in fields and campaign.task_order != Campaign.TaskOrder.RANDOM):
+        campaign_pool_rank(campaign=campaign)
     return campaign
+
+
+# A metadata key as a JSON key lookup: no "__", which Django would read as a lookup or transform.
+_METADATA_KEY = re.compile(r"^(?!.*__)[A-Za-z0-9_\- .]{1,100}$")
+
+
+def _metadata_filter(field: str, value: str | None) -> Q:
+    if not _METADATA_KEY.match(field):
+        raise ValidationFailed(
+            f"metadata field {field!r} must be letters, digits, '_', '-', '.' or spaces (no '__')",
+            code="campaign_examples_metadata",
+        )
+    if value is None or value == "":
+        return Q(**{"metadata__has_key": field})
+    match = Q(**{f"metadata__{field}": value})
+    # Imported metadata keeps numbers and booleans as JSON types: match those too.
+    for parsed in _json_scalars(value):
+        match |= Q(**{f"metadata__{field}": parsed})
+    return match
+
+
+def _json_scalars(value: str) -> list[Any]:
+    out: list[Any] = []
+    if value in ("true", "false"):
+        out.append(value == "true")
+    try:
+        out.append(int(value))
+    except ValueError:
+        try:
+            out.append(float(value))
+        except ValueError:
+            pass
+    return out
 
 
 def campaign_add_examples(
@@ -153,12 +211,19 @@ def campaign_add_examples(
     campaign: Campaign,
     example_ids: list[int] | None = None,
     split: str | None = None,
+    label: str | None = None,
+    metadata_field: str | None = None,
+    metadata_value: str | None = None,
     limit: int | None = None,
+    sample_seed: int | None = None,
     gold_fraction: float = 0.0,
 ) -> int:
     """Add examples of the campaign's dataset to its pool (idempotent: examples already in
-    the pool are left alone). Order within the pool is a seeded shuffle (the campaign seed),
-    so leasing order is reproducible. Gold items need a gold label."""
+    the pool are left alone): by ids, split, label, metadata field (present, or = value),
+    and of those a random sample of `limit` seeded by `sample_seed` (default: the campaign
+    seed). Under the seeded random task order new rows get shuffled ranks after the pool's,
+    so leasing order is reproducible; any other order re-ranks the whole pool
+    (services.pool.campaign_pool_rank). Gold items need a gold label."""
     qs = Example.objects.filter(dataset=campaign.dataset)
     if example_ids is not None:
         qs = qs.filter(id__in=example_ids)
@@ -171,8 +236,12 @@ def campaign_add_examples(
             )
     if split:
         qs = qs.filter(split=split)
+    if label:
+        qs = qs.filter(label=label)
+    if metadata_field:
+        qs = qs.filter(_metadata_filter(metadata_field, metadata_value))
     ids = list(qs.order_by("id").values_list("id", "label"))
-    rng = random.Random(campaign.seed)
+    rng = random.Random(campaign.seed if sample_seed is None else sample_seed)
     if limit is not None:
         ids = sorted(rng.sample(ids, min(limit, len(ids))))
     with transaction.atomic():
@@ -199,6 +268,8 @@ def campaign_add_examples(
             for (i, label), rank in zip(fresh, order, strict=True)
         ]
         CampaignExample.objects.bulk_create(rows, batch_size=1000, ignore_conflicts=True)
+    if rows and campaign.task_order != Campaign.TaskOrder.RANDOM:
+        campaign_pool_rank(campaign=campaign)
     return len(rows)
 
 

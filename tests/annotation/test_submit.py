@@ -391,15 +391,16 @@ def test_label_only_campaign_needs_no_edit(api, campaign, examples, annotator) -
 
 
 def test_paused_campaign_still_takes_submissions_closed_does_not(
-    api, campaign, examples, annotator
+    api, campaign, examples, annotator, annotator2
 ) -> None:  # type: ignore[no-untyped-def]
-    client = api(annotator)
-    task = lease_task(client, campaign)
-    campaign_update(campaign=campaign, status=Campaign.Status.CLOSED)
-    r = post_submit(client, task, annotate_body(task))
-    assert r.status_code == 409 and r.json()["error"]["code"] == "campaign_not_active"
+    # Closed is final (services.lifecycle): pause first, then close.
+    client, client2 = api(annotator), api(annotator2)
+    task, task2 = lease_task(client, campaign), lease_task(client2, campaign)
     campaign_update(campaign=campaign, status=Campaign.Status.PAUSED)
     assert post_submit(client, task, annotate_body(task)).status_code == 201
+    campaign_update(campaign=campaign, status=Campaign.Status.CLOSED)
+    r = post_submit(client2, task2, annotate_body(task2))
+    assert r.status_code == 409 and r.json()["error"]["code"] == "campaign_not_active"
 
 
 def test_annotators_never_see_each_others_work(

@@ -39,11 +39,13 @@ def test_seeded_manager_uses_the_admin(seeded: dict[str, str]) -> None:
     home = c.get("/").content.decode()
     manage = re.search(r'href="([^"]+)">Manage<', home)
     assert manage is not None
-    assert manage.group(1) == f"/admin/annotation/campaign/{campaign.pk}/change/"
+    # Manage leads to the campaign's settings page of the manager console.
+    assert manage.group(1) == f"/manage/campaigns/{campaign.pk}/"
     assert 'href="/admin/">Admin<' in home
     for path in [
         "/admin/",
         manage.group(1),
+        f"/admin/annotation/campaign/{campaign.pk}/change/",
         "/admin/annotation/membership/",
         "/admin/annotation/counterfactualedit/",
         "/admin/auth/user/",
@@ -67,5 +69,5 @@ def test_staff_without_permissions_get_links_that_work(campaign: Any, manager: A
     home = c.get("/").content.decode()
     assert 'href="/admin/">Admin<' not in home
     manage = re.search(r'href="([^"]+)">Manage<', home)
-    assert manage is not None and manage.group(1) == f"/api/v1/campaigns/{campaign.pk}/"
+    assert manage is not None and manage.group(1) == f"/manage/campaigns/{campaign.pk}/"
     assert c.get(manage.group(1)).status_code == 200

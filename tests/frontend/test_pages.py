@@ -61,7 +61,8 @@ def test_home_shows_role_appropriate_buttons(
 
     page = signed_in(manager).get("/").content
     assert annotate not in page and validate not in page
-    assert f'href="/api/v1/campaigns/{campaign.pk}/">Manage<'.encode() in page
+    assert f'href="/manage/campaigns/{campaign.pk}/">Manage<'.encode() in page
+    assert signed_in(manager).get(f"/manage/campaigns/{campaign.pk}/").status_code == 200
 
 
 def test_home_lists_only_my_campaigns(campaign: Any, annotator: Any) -> None:
@@ -118,7 +119,7 @@ def test_validator_page_for_validators_and_annotators(
 def test_staff_may_open_any_campaign(campaign: Any, staff: Any) -> None:
     assert signed_in(staff).get(f"/campaigns/{campaign.pk}/annotate/").status_code == 200
     page = signed_in(staff).get("/").content
-    assert f'href="/admin/annotation/campaign/{campaign.pk}/change/">Manage<'.encode() in page
+    assert f'href="/manage/campaigns/{campaign.pk}/">Manage<'.encode() in page
 
 
 def test_a_member_with_two_roles_gets_both(campaign: Any, db: Any) -> None:

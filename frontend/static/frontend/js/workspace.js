@@ -3,6 +3,8 @@
 // counterfactual edit of one modality with live model feedback, and submit. Every change is
 // autosaved; the idempotency key is made when the task loads and kept in the draft, so a
 // double click or a retried request stores one submission.
+// With data-preview="1" (the manager's /manage/campaigns/<id>/preview/) the same page runs
+// over GET campaigns/<id>/preview/ and writes nothing: no lease, draft, live score or submit.
 import { api } from "./api.js";
 import { el, clear, uuid4, isTypingTarget, labelIndexForKey, pageConfig, humanName } from "./util.js";
 import { DraftStore } from "./drafts.js";
@@ -22,6 +24,18 @@ const app = document.getElementById("app");
 const topBanner = document.getElementById("ws-banner");
 const progressEl = document.getElementById("ws-progress");
 const saveEl = document.getElementById("ws-save");
+const preview = cfg.preview === "1";
+const previewNav = document.getElementById("preview-nav");
+let previewExample = new URLSearchParams(location.search).get("example");
+
+/** The draft store of a preview: keeps nothing, anywhere. */
+class NoDrafts {
+  constructor() { this.key = ""; }
+  load() { return null; }
+  save() {}
+  flush() { return Promise.resolve(); }
+  close() {}
+}
 
 // Where a server rule's message is shown (the control it is about).
 const ERROR_FIELD = {
@@ -72,16 +86,30 @@ async function loadTask() {
   banner(topBanner, "");
   let task;
   try {
-    task = await api("POST", `campaigns/${campaignId}/lease/`, { kind: "annotate" });
+    task = preview
+      ? await api("GET", `campaigns/${campaignId}/preview/${previewExample ? `?example=${encodeURIComponent(previewExample)}` : ""}`)
+      : await api("POST", `campaigns/${campaignId}/lease/`, { kind: "annotate" });
   } catch (err) {
     if (err.code === "task_cap_reached" || err.code === "screening_failed") return showEnd(err);
     return showFatal(err);
   }
   if (!task) return finishUrl ? location.assign(finishUrl) : showDone();
+  if (preview) renderPreviewNav(task);
   const wasShowing = !!S;
   setup(task);
   // The next task after a submit: keyboard focus back to the top, shortcuts ready.
   if (wasShowing) document.getElementById("main").focus({ preventScroll: true });
+}
+
+function renderPreviewNav(task) {
+  if (!previewNav) return;
+  const ids = task.samples || [];
+  const i = ids.indexOf(task.example.id);
+  const go = (id) => { previewExample = String(id); history.replaceState(null, "", `?example=${id}`); S = null; loadTask(); };
+  previewNav.replaceChildren(
+    el("span", { class: "muted small" }, `Example ${task.example.id}${i >= 0 ? ` (sample ${i + 1} of ${ids.length})` : ""}`),
+    el("button", { type: "button", class: "secondary", id: "preview-prev", disabled: i <= 0, onclick: () => go(ids[i - 1]) }, "← Previous"),
+    el("button", { type: "button", class: "secondary", id: "preview-next", disabled: i < 0 || i >= ids.length - 1, onclick: () => go(ids[i + 1]) }, "Next →"));
 }
 
 function showFatal(err) {
@@ -112,7 +140,7 @@ function showDone() {
 function setup(task) {
   const campaign = task.campaign;
   const mods = campaign.modalities;
-  const drafts = new DraftStore({
+  const drafts = preview ? new NoDrafts() : new DraftStore({
     userId,
     assignmentId: task.assignment.id,
     serverDraft: task.draft,
@@ -167,6 +195,7 @@ let leaseTimer = 0;
 /** Say so, calmly, when the lease runs out while the page is open (the work stays saved). */
 function watchLease(task) {
   clearTimeout(leaseTimer);
+  if (preview) return;
   const ms = Date.parse(task.assignment.expires_at) - Date.now();
   if (!Number.isFinite(ms)) return;
   const say = () => {
@@ -305,9 +334,15 @@ function build() {
       (S.ui.tabLabel = el("button", { type: "button", role: "tab", id: "tab-label", "aria-controls": "step-label", onclick: () => goStep("label") }, el("span", { class: "step-n" }, "1"), " Answer")),
       (S.ui.tabEdit = el("button", { type: "button", role: "tab", id: "tab-edit", "aria-controls": "step-edit", onclick: () => goStep("edit") }, el("span", { class: "step-n" }, "2"), " Edit")))
     : "";
-  const instructions = campaign.instructions
-    ? el("details", { class: "instructions" }, el("summary", {}, "Instructions"), el("div", { class: "instructions-body" }, campaign.instructions))
-    : "";
+  let instructions = "";
+  if (campaign.instructions_html) {
+    const body = el("div", { class: "instructions-body md" });
+    // Rendered and sanitised by the server (annotation.markdown.instructions_html).
+    body.innerHTML = campaign.instructions_html;
+    instructions = el("details", { class: "instructions" }, el("summary", {}, "Instructions"), body);
+  } else if (campaign.instructions) {
+    instructions = el("details", { class: "instructions" }, el("summary", {}, "Instructions"), el("div", { class: "instructions-body" }, campaign.instructions));
+  }
   clear(app).append(el("div", { class: "ws", dataset: { assignment: String(S.task.assignment.id) } },
     el("div", { class: "ws-head" }, tabs, instructions, topBanner), left, right));
 }
@@ -440,7 +475,10 @@ function buildEditStep() {
     S.ui.targets.node, (S.ui.err_target = errorSlot("err-target"))));
 
   S.ui.live = el("section", { class: "live", id: "live-panel", "aria-label": "Live model feedback" });
-  if (campaign.feedback !== "hidden") {
+  if (campaign.feedback !== "hidden" && preview) {
+    S.live = null;
+    step.append(el("p", { class: "muted small preview-live" }, "Live model feedback appears here for annotators: every attached model's prediction on their draft. The preview does not call the models."));
+  } else if (campaign.feedback !== "hidden") {
     step.append(S.ui.live);
     S.live = new LivePanel({ root: S.ui.live, assignmentId: S.task.assignment.id, targetLabel: () => S.cf.target });
   } else {
@@ -623,6 +661,11 @@ async function submit() {
   }
   tick();
   const body = buildBody();
+  if (preview) {
+    banner(topBanner, "Preview: an annotator's answer would be submitted now and the next task shown. Nothing was stored.", { kind: "info" });
+    toast("Preview: nothing was submitted.");
+    return;
+  }
   const buttons = [S.ui.labelPrimary, S.ui.editPrimary].filter(Boolean);
   buttons.forEach((b) => { b.disabled = true; b.dataset.busy = "1"; });
   const assignmentId = S.task.assignment.id;
@@ -685,6 +728,11 @@ function openSkip() {
     e.preventDefault();
     const choice = form.querySelector("input[name=skip-reason]:checked").value;
     const reason = [choice, other.value.trim()].filter(Boolean).join(": ");
+    if (preview) {
+      dlg.close();
+      toast("Preview: nothing was skipped.");
+      return;
+    }
     try {
       await api("POST", `assignments/${S.task.assignment.id}/skip/`, { reason });
       dlg.close();
