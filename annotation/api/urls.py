@@ -9,6 +9,7 @@ router = DefaultRouter()
 urlpatterns: list = []
 
 from annotation.api import campaigns, datasets  # noqa: E402
+from annotation.api import dashboard as dashboard_api  # noqa: E402
 from annotation.api import imports as imports_api  # noqa: E402
 from annotation.api import results as results_api  # noqa: E402
 from annotation.api import tasks as tasks_api  # noqa: E402
@@ -18,6 +19,7 @@ campaigns.register(router, urlpatterns)
 imports_api.register(router, urlpatterns)
 tasks_api.register(router, urlpatterns)
 results_api.register(router, urlpatterns)
+dashboard_api.register(router, urlpatterns)
 
 urlpatterns += router.urls
 _ = path
