@@ -12,6 +12,7 @@ import csv
 import io
 import math
 from collections import Counter, defaultdict
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
@@ -31,6 +32,8 @@ from annotation.models import (
 
 CHARTS = ("throughput", "annotators", "labels", "minimality", "flips", "models")
 MINIMALITY_BINS = 20
+THROUGHPUT_MIN_HOURS = 12
+THROUGHPUT_MAX_HOURS = 24 * 90
 # The size figure each edit kind is budgeted by (annotation.services.counterfactuals).
 SIZE_FIGURES = ("minimality", "pixel_fraction", "fraction_changed")
 
@@ -58,6 +61,27 @@ def _prediction(entry: Any, side: str) -> str | None:
         return None
     label = summary.get("predicted_label")
     return None if label is None else str(label)
+
+
+def _hourly(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Hour buckets with the empty hours filled in (a gap is a real zero on the chart) and at
+    least THROUGHPUT_MIN_HOURS of them, ending at the last hour with work."""
+    counts = {r["hour"]: r["n"] for r in rows if r["hour"] is not None}
+    if not counts:
+        return []
+    first, end = min(counts), max(counts)
+    hours = int((end - first).total_seconds() // 3600) + 1
+    if hours > THROUGHPUT_MAX_HOURS:  # months of work: the non-empty hours only
+        return [{"hour": h.isoformat(), "annotations": n} for h, n in sorted(counts.items())]
+    hours = max(hours, THROUGHPUT_MIN_HOURS)
+    start = end - timedelta(hours=hours - 1)
+    return [
+        {
+            "hour": (start + timedelta(hours=i)).isoformat(),
+            "annotations": counts.get(start + timedelta(hours=i), 0),
+        }
+        for i in range(hours)
+    ]
 
 
 def _annotation_figures(
@@ -263,10 +287,7 @@ def campaign_dashboard(*, campaign: Campaign) -> dict[str, Any]:
             "annotators": len(people),
         },
         "agreement": {"krippendorff_alpha_nominal": _num(figs["alpha"])},
-        "throughput": [
-            {"hour": h["hour"].isoformat() if h["hour"] else None, "annotations": h["n"]}
-            for h in hourly
-        ],
+        "throughput": _hourly(hourly),
         "annotators": annotators,
         "labels": [{"label": lab, "annotations": n} for lab, n in sorted(figs["labels"].items())],
         "minimality": minimality,
