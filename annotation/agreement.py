@@ -36,8 +36,19 @@ def _codes(reliability_data: Any, level: str) -> tuple[np.ndarray, np.ndarray]:
         if data.ndim != 2:
             raise ValueError("reliability_data must be two-dimensional (raters x units)")
         present = ~np.isnan(data)
-        domain, inverse = np.unique(data[present], return_inverse=True)
+        values = data[present]
         codes = np.full(data.shape, -1, dtype=np.int64)
+        if values.size == 0:
+            return codes, np.zeros(0)
+        low, high = values.min(), values.max()
+        if high - low < 1_000_000 and np.all(values == np.floor(values)):
+            # Small integer codes (the usual labels): a lookup table instead of a sort.
+            offsets = (values - low).astype(np.int64)
+            used = np.bincount(offsets) > 0
+            lookup = np.cumsum(used) - 1
+            codes[present] = lookup[offsets]
+            return codes, np.flatnonzero(used).astype(np.float64) + low
+        domain, inverse = np.unique(values, return_inverse=True)
         codes[present] = inverse
         return codes, domain
     rows = [list(row) for row in reliability_data]

@@ -202,3 +202,13 @@ def test_pivot_and_matrix_feed_alpha():
         reliability_data=[[0, 1], [0, 0], [NAN, 1]], level_of_measurement="nominal"
     )
     assert abs(ag.krippendorff_alpha(rows) - ref) < TOL
+
+
+@pytest.mark.parametrize("level", ["nominal", "ordinal", "interval"])
+def test_alpha_non_integer_values(level):
+    rng = np.random.default_rng(7)
+    data = rng.choice([0.5, 1.25, 2.0, 3.75], size=(4, 40))
+    data[rng.random(data.shape) < 0.25] = NAN
+    ref = krippendorff.alpha(reliability_data=data, level_of_measurement=level)
+    assert abs(ag.krippendorff_alpha(data, level=level) - ref) < TOL
+    assert abs(ag.krippendorff_alpha(as_none(data.tolist()), level=level) - ref) < TOL
