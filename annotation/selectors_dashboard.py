@@ -12,6 +12,7 @@ import csv
 import io
 import math
 from collections import Counter, defaultdict
+from collections.abc import Hashable, Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -85,43 +86,57 @@ def _hourly(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _annotation_figures(
-    rows: list[tuple[int, int, str, int, bool]], gold: dict[int, str]
+    rows: list[tuple[int, int, str, int, bool]], gold: Mapping[Hashable, Any]
 ) -> dict[str, Any]:
     """Per-annotator counts, median seconds, gold accuracy and agreement with the others'
-    majority; Krippendorff's alpha (nominal) over all non-gold units; the label counts."""
+    majority; Krippendorff's alpha (nominal) over the non-gold units; the label counts.
+    Works on integer codes in numpy: a million annotations take about a second."""
     if not rows:
         return {"per": {}, "alpha": float("nan"), "labels": {}}
-    ann = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-    ms = np.fromiter((r[3] for r in rows), dtype=np.float64, count=len(rows))
-    per: dict[int, dict[str, Any]] = {}
-    order = np.argsort(ann, kind="stable")
-    ids, starts = np.unique(ann[order], return_index=True)
-    for i, uid in enumerate(ids):
-        chunk = ms[order[starts[i] : starts[i + 1] if i + 1 < len(ids) else len(order)]]
-        per[int(uid)] = {"done": len(chunk), "median_seconds": float(np.median(chunk)) / 1000.0}
-    real = [(a, e, lab) for a, e, lab, _, g in rows if not g]
-    labels = agreement.pivot(real)
-    gold_labels = agreement.pivot((a, e, lab) for a, e, lab, _, g in rows if g)
+    n = len(rows)
+    ann = np.fromiter((r[0] for r in rows), dtype=np.int64, count=n)
+    ex = np.fromiter((r[1] for r in rows), dtype=np.int64, count=n)
+    ms = np.fromiter((r[3] for r in rows), dtype=np.float64, count=n)
+    is_gold = np.fromiter((bool(r[4]) for r in rows), dtype=bool, count=n)
+    label_index: dict[str, int] = {}
+    lab = np.fromiter(
+        (label_index.setdefault(r[2], len(label_index)) for r in rows), dtype=np.int64, count=n
+    )
+    names = np.array(list(label_index), dtype=object)
+    ids, rater = np.unique(ann, return_inverse=True)
+    order = np.argsort(rater, kind="stable")
+    bounds = np.r_[0, np.cumsum(np.bincount(rater, minlength=len(ids)))]
+    real = ~is_gold
+    units, unit = np.unique(ex[real], return_inverse=True)
+    agree, total = agreement.majority_agreement_codes(
+        rater[real], unit, lab[real], n_raters=len(ids)
+    )
+    gold_rows = [(r[0], r[1], r[2]) for r in rows if r[4]]
+    gold_labels = agreement.pivot(gold_rows)
     gold_acc = agreement.gold_accuracy(gold_labels, gold)
-    majority = agreement.majority_agreement(labels)
-    for uid, figs in per.items():
-        figs["gold_accuracy"] = gold_acc.get(uid, float("nan"))
-        figs["gold_answered"] = len(gold_labels.get(uid, {}))
-        figs["agreement"] = majority.get(uid, float("nan"))
-    # Alpha over a numeric matrix (raters x units, NaN = no value): the fast path.
+    per: dict[int, dict[str, Any]] = {}
+    for i, uid in enumerate(ids.tolist()):
+        chunk = ms[order[bounds[i] : bounds[i + 1]]]
+        per[uid] = {
+            "done": len(chunk),
+            "median_seconds": float(np.median(chunk)) / 1000.0,
+            "gold_accuracy": gold_acc.get(uid, float("nan")),
+            "gold_answered": len(gold_labels.get(uid, {})),
+            "agreement": float(agree[i] / total[i]) if total[i] else float("nan"),
+        }
     alpha = float("nan")
-    if real:
-        raters = {uid: i for i, uid in enumerate(sorted(labels))}
-        units = {e: j for j, e in enumerate(sorted({e for _, e, _ in real}))}
-        codes = {lab: k for k, lab in enumerate(sorted({lab for _, _, lab in real}))}
-        matrix = np.full((len(raters), len(units)), np.nan)
-        for uid, given in labels.items():
-            row = raters[uid]
-            for e, lab in given.items():
-                matrix[row, units[e]] = codes[lab]
-        alpha = agreement.krippendorff_alpha(matrix, level="nominal")
-    counts = Counter(lab for _, _, lab, _, _ in rows)
-    return {"per": per, "alpha": alpha, "labels": counts}
+    if len(units):
+        # Units x labels counts (no raters x units matrix: that would be 10^7 cells here).
+        value_counts = np.bincount(
+            unit * len(names) + lab[real], minlength=len(units) * len(names)
+        ).reshape(len(units), len(names))
+        alpha = agreement.krippendorff_alpha_from_counts(value_counts, level="nominal")
+    counts = np.bincount(lab, minlength=len(names))
+    return {
+        "per": per,
+        "alpha": alpha,
+        "labels": {str(names[k]): int(c) for k, c in enumerate(counts)},
+    }
 
 
 def campaign_dashboard(*, campaign: Campaign) -> dict[str, Any]:
@@ -139,7 +154,7 @@ def campaign_dashboard(*, campaign: Campaign) -> dict[str, Any]:
         .order_by()
         .values_list("annotator_id", "example_id", "label", "time_spent_ms", "is_gold")
     )
-    gold = {
+    gold: dict[Hashable, str] = {
         e: str(lab)
         for e, lab in CampaignExample.objects.filter(campaign=campaign, is_gold=True)
         .exclude(example__label=None)
@@ -246,18 +261,18 @@ def campaign_dashboard(*, campaign: Campaign) -> dict[str, Any]:
             }
             for i, n in enumerate(hist)
         ]
-    flip_rows = [
+    flip_rows: list[dict[str, Any]] = [
         {"modality": modality, "status": status, "edits": c[status]}
         for modality, c in sorted(flips.items())
         for status in ("claimed", verified, disputed, CounterfactualEdit.Status.PENDING)
     ]
     model_rows = []
-    for pk, name, version, _ in models:
-        s = model_stats[str(pk)]
+    for mv_id, name, version, _ in models:
+        s = model_stats[str(mv_id)]
         model_rows.append(
             {
                 "model": f"{name} {version}".strip(),
-                "model_id": pk,
+                "model_id": mv_id,
                 "scored_edits": s["scored"],
                 "flips": s["flipped"],
                 "flip_rate": _num(s["flipped"] / s["scored"]) if s["scored"] else None,
@@ -287,7 +302,7 @@ def campaign_dashboard(*, campaign: Campaign) -> dict[str, Any]:
             "annotators": len(people),
         },
         "agreement": {"krippendorff_alpha_nominal": _num(figs["alpha"])},
-        "throughput": _hourly(hourly),
+        "throughput": _hourly([dict(h) for h in hourly]),
         "annotators": annotators,
         "labels": [{"label": lab, "annotations": n} for lab, n in sorted(figs["labels"].items())],
         "minimality": minimality,
