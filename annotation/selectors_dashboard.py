@@ -11,8 +11,9 @@ from __future__ import annotations
 import csv
 import io
 import math
+from array import array
 from collections import Counter, defaultdict
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -86,22 +87,31 @@ def _hourly(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _annotation_figures(
-    rows: list[tuple[int, int, str, int, bool]], gold: Mapping[Hashable, Any]
+    rows: Iterable[tuple[int, int, str, int, bool]], gold: Mapping[Hashable, Any]
 ) -> dict[str, Any]:
     """Per-annotator counts, median seconds, gold accuracy and agreement with the others'
     majority; Krippendorff's alpha (nominal) over the non-gold units; the label counts.
-    Works on integer codes in numpy: a million annotations take about a second."""
-    if not rows:
-        return {"per": {}, "alpha": float("nan"), "labels": {}}
-    n = len(rows)
-    ann = np.fromiter((r[0] for r in rows), dtype=np.int64, count=n)
-    ex = np.fromiter((r[1] for r in rows), dtype=np.int64, count=n)
-    ms = np.fromiter((r[3] for r in rows), dtype=np.float64, count=n)
-    is_gold = np.fromiter((bool(r[4]) for r in rows), dtype=bool, count=n)
+    Rows are streamed into compact arrays (8 bytes a value, not a Python tuple each) and
+    reduced in numpy: a million annotations take a few seconds and tens of MB."""
+    ann_a, ex_a, lab_a, ms_a, gold_a = array("q"), array("q"), array("q"), array("d"), array("b")
     label_index: dict[str, int] = {}
-    lab = np.fromiter(
-        (label_index.setdefault(r[2], len(label_index)) for r in rows), dtype=np.int64, count=n
-    )
+    gold_rows: list[tuple[int, int, str]] = []
+    for annotator, example, label, spent, is_gold_row in rows:
+        ann_a.append(annotator)
+        ex_a.append(example)
+        lab_a.append(label_index.setdefault(label, len(label_index)))
+        ms_a.append(spent)
+        gold_a.append(bool(is_gold_row))
+        if is_gold_row:
+            gold_rows.append((annotator, example, label))
+    n = len(ann_a)
+    if not n:
+        return {"per": {}, "alpha": float("nan"), "labels": {}, "done": 0}
+    ann = np.frombuffer(ann_a, dtype=np.int64)
+    ex = np.frombuffer(ex_a, dtype=np.int64)
+    lab = np.frombuffer(lab_a, dtype=np.int64)
+    ms = np.frombuffer(ms_a, dtype=np.float64)
+    is_gold = np.frombuffer(gold_a, dtype=np.int8).astype(bool)
     names = np.array(list(label_index), dtype=object)
     ids, rater = np.unique(ann, return_inverse=True)
     order = np.argsort(rater, kind="stable")
@@ -111,7 +121,6 @@ def _annotation_figures(
     agree, total = agreement.majority_agreement_codes(
         rater[real], unit, lab[real], n_raters=len(ids)
     )
-    gold_rows = [(r[0], r[1], r[2]) for r in rows if r[4]]
     gold_labels = agreement.pivot(gold_rows)
     gold_acc = agreement.gold_accuracy(gold_labels, gold)
     per: dict[int, dict[str, Any]] = {}
@@ -133,6 +142,7 @@ def _annotation_figures(
         alpha = agreement.krippendorff_alpha_from_counts(value_counts, level="nominal")
     counts = np.bincount(lab, minlength=len(names))
     return {
+        "done": n,
         "per": per,
         "alpha": alpha,
         "labels": {str(names[k]): int(c) for k, c in enumerate(counts)},
@@ -149,10 +159,12 @@ def campaign_dashboard(*, campaign: Campaign) -> dict[str, Any]:
     open_leases = Assignment.objects.filter(
         campaign=campaign, status=Assignment.Status.ACTIVE
     ).count()
-    rows = list(
+    # Streamed (a server-side cursor on PostgreSQL): no million-tuple list in memory.
+    rows = (
         Annotation.objects.filter(campaign=campaign)
         .order_by()
         .values_list("annotator_id", "example_id", "label", "time_spent_ms", "is_gold")
+        .iterator(chunk_size=20_000)
     )
     gold: dict[Hashable, str] = {
         e: str(lab)
@@ -167,10 +179,11 @@ def campaign_dashboard(*, campaign: Campaign) -> dict[str, Any]:
         .annotate(n=Count("id"))
         .order_by("hour")
     )
-    edits = list(
+    edits = (
         CounterfactualEdit.objects.filter(campaign=campaign)
         .order_by()
         .values_list("author_id", "modality", "status", "target_label", "minimality", "scores")
+        .iterator(chunk_size=5_000)
     )
     models = list(
         campaign.model_versions.order_by("id").values_list("id", "name", "version", "is_active")
@@ -187,8 +200,9 @@ def campaign_dashboard(*, campaign: Campaign) -> dict[str, Any]:
         str(pk): Counter[str]() for pk, _, _, _ in models
     }  # scored, flipped, verified_scored, fooled
     active = [str(pk) for pk, _, _, is_active in models if is_active]
-    pending = 0
+    pending = n_edits = 0
     for author, modality, status, target, minimality, scores in edits:
+        n_edits += 1
         mine = by_author[author]
         mine["submitted"] += 1
         flips[modality]["claimed"] += 1
@@ -283,7 +297,7 @@ def campaign_dashboard(*, campaign: Campaign) -> dict[str, Any]:
                 else None,
             }
         )
-    done = len(rows)
+    done = figs["done"]
     target = pool["examples"] * campaign.redundancy
     return {
         "campaign": campaign.pk,
@@ -295,7 +309,7 @@ def campaign_dashboard(*, campaign: Campaign) -> dict[str, Any]:
             "target_annotations": target,
             "fraction": _num(min(done / target, 1.0)) if target else 0.0,
             "open_leases": open_leases,
-            "edits": len(edits),
+            "edits": n_edits,
             "edits_verified": sum(c[verified] for c in flips.values()),
             "edits_disputed": sum(c[disputed] for c in flips.values()),
             "scores_pending": pending,
