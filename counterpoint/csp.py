@@ -1,7 +1,8 @@
 """Content-Security-Policy for the product's own pages: scripts only from this origin (no
 inline scripts, no eval — the dashboard's Vega charts run through vega-interpreter), styles
 from this origin plus inline style attributes (the editors position elements with them;
-vega-embed injects its stylesheet), images also from data:/blob: URLs (drafts, canvases).
+vega-embed injects its stylesheet), images and fetches also from data:/blob: URLs (the image
+editor turns its canvas into a data: URL and fetches it as a Blob).
 
 The admin and /api/ (browsable API, Swagger UI) keep Django's and drf-spectacular's own
 pages as they are: those ship inline scripts this policy would block."""
@@ -19,7 +20,7 @@ POLICY = "; ".join(
         "style-src 'self' 'unsafe-inline'",
         "img-src 'self' data: blob:",
         "font-src 'self' data:",
-        "connect-src 'self'",
+        "connect-src 'self' data: blob:",
         "object-src 'none'",
         "base-uri 'self'",
         "frame-ancestors 'none'",

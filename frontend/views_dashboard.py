@@ -11,24 +11,28 @@ from django.views.decorators.csrf import ensure_csrf_cookie
 
 from frontend.views import manage_context
 
-# (chart id in the dashboard API, title, what it shows); the ids are the CSV endpoints' names.
+# (chart id in the dashboard API, title, what it shows, what an empty chart says); the ids
+# are the CSV endpoints' names.
 CHARTS = [
-    ("throughput", "Throughput", "Annotations submitted per hour."),
-    ("labels", "Label distribution", "Annotations per label."),
+    ("throughput", "Throughput", "Annotations submitted per hour.", "No annotation yet."),
+    ("labels", "Label distribution", "Annotations per label.", "No annotation yet."),
     (
         "minimality",
         "Edit size per modality",
         "Counterfactual edits by size (share of tokens, pixels or features changed).",
+        "No counterfactual edit yet.",
     ),
     (
         "flips",
         "Claimed vs verified flips",
         "Edits claiming a new label, and what validation made of them.",
+        "No counterfactual edit yet.",
     ),
     (
         "models",
         "Models: flip and fooled rates",
         "Flip: prediction on the edit differs from the original. Fooled: prediction on a verified edit differs from its verified label.",
+        "No edit scored by a campaign model yet.",
     ),
 ]
 

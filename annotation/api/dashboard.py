@@ -33,7 +33,8 @@ def dashboard_data(*, campaign: Campaign) -> dict[str, Any]:
         return hit[1]
     data = campaign_dashboard(campaign=campaign)
     if ttl > 0:
-        _cache[campaign.pk] = (now, data)
+        # Aged from when the read finished: a read slower than the TTL must still be reused.
+        _cache[campaign.pk] = (time.monotonic(), data)
     return data
 
 
