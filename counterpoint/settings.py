@@ -53,6 +53,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "counterpoint.csp.ContentSecurityPolicyMiddleware",
 ]
 
 ROOT_URLCONF = "counterpoint.urls"
@@ -264,6 +265,9 @@ CELERY_TASK_DEFAULT_QUEUE = "celery"
 # A running job refreshes its heartbeat every third of this; a job whose heartbeat is older is
 # taken over by the next delivery of its task (its worker died).
 JOB_LEASE_SECONDS = env_int("JOB_LEASE_SECONDS", 120, minimum=3)
+# A web process reuses a campaign's dashboard figures for this long (0: every request reads
+# afresh); pages poll every few seconds, and a big campaign's figures take seconds to read.
+DASHBOARD_CACHE_SECONDS = env_float("DASHBOARD_CACHE_SECONDS", 10.0)
 
 # --- model bridge ---------------------------------------------------------------------
 MODELS_DIR = Path(env_str("COUNTERPOINT_MODELS_DIR", str(BASE_DIR / "fixtures" / "models")))

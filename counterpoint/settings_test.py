@@ -16,3 +16,4 @@ from counterpoint.settings import REST_FRAMEWORK
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 REST_FRAMEWORK = {**REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"live_score": "1000/second"}}
 WHITENOISE_AUTOREFRESH = True  # no collectstatic in tests
+DASHBOARD_CACHE_SECONDS = 0.0  # tests pin the queries of a fresh read

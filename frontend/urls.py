@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from frontend import views, views_exports, views_pairs, views_people, views_setup
+from frontend import views, views_dashboard, views_exports, views_pairs, views_people, views_setup
 
 app_name = "frontend"
 urlpatterns = [
@@ -35,5 +35,10 @@ urlpatterns = [
         "manage/campaigns/<int:campaign_id>/preview/",
         views_setup.campaign_preview,
         name="manage-preview",
+    ),
+    path(
+        "manage/campaigns/<int:campaign_id>/dashboard/",
+        views_dashboard.dashboard,
+        name="manage-dashboard",
     ),
 ]

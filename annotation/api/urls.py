@@ -9,6 +9,7 @@ router = DefaultRouter()
 urlpatterns: list = []
 
 from annotation.api import campaigns, datasets  # noqa: E402
+from annotation.api import dashboard as dashboard_api  # noqa: E402
 from annotation.api import exports as exports_api  # noqa: E402
 from annotation.api import imports as imports_api  # noqa: E402
 from annotation.api import people as people_api  # noqa: E402
@@ -24,6 +25,7 @@ tasks_api.register(router, urlpatterns)
 results_api.register(router, urlpatterns)
 exports_api.register(router, urlpatterns)
 people_api.register(router, urlpatterns)
+dashboard_api.register(router, urlpatterns)
 
 urlpatterns += router.urls
 _ = path

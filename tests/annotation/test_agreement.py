@@ -202,3 +202,65 @@ def test_pivot_and_matrix_feed_alpha():
         reliability_data=[[0, 1], [0, 0], [NAN, 1]], level_of_measurement="nominal"
     )
     assert abs(ag.krippendorff_alpha(rows) - ref) < TOL
+
+
+@pytest.mark.parametrize("level", ["nominal", "ordinal", "interval"])
+def test_alpha_non_integer_values(level):
+    rng = np.random.default_rng(7)
+    data = rng.choice([0.5, 1.25, 2.0, 3.75], size=(4, 40))
+    data[rng.random(data.shape) < 0.25] = NAN
+    ref = krippendorff.alpha(reliability_data=data, level_of_measurement=level)
+    assert abs(ag.krippendorff_alpha(data, level=level) - ref) < TOL
+    assert abs(ag.krippendorff_alpha(as_none(data.tolist()), level=level) - ref) < TOL
+
+
+def _majority_by_hand(labels):
+    """The rule written out unit by unit, to check the vectorised one against."""
+    from collections import Counter
+
+    out = {}
+    for rater, given in labels.items():
+        agree = total = 0
+        for unit, label in given.items():
+            others = Counter(g[unit] for r, g in labels.items() if r != rater and unit in g)
+            if not others:
+                continue
+            top = others.most_common()
+            if len(top) > 1 and top[0][1] == top[1][1]:
+                continue
+            total += 1
+            agree += top[0][0] == label
+        out[rater] = agree / total if total else NAN
+    return out
+
+
+@pytest.mark.parametrize("seed", range(15))
+def test_majority_agreement_matches_the_rule_by_hand(seed):
+    rnd = random.Random(seed)
+    cats = ["a", "b", "c", "d"][: rnd.randint(2, 4)]
+    labels = {
+        f"r{i}": {u: rnd.choice(cats) for u in range(30) if rnd.random() < 0.5}
+        for i in range(rnd.randint(2, 7))
+    }
+    got, want = ag.majority_agreement(labels), _majority_by_hand(labels)
+    assert got.keys() == want.keys()
+    for rater in want:
+        assert (math.isnan(got[rater]) and math.isnan(want[rater])) or got[rater] == want[rater]
+
+
+@pytest.mark.parametrize("level", ["nominal", "ordinal", "interval"])
+def test_alpha_from_counts_matches_the_package(level):
+    # The package's own value_counts example (its docstring), and random counts.
+    counts = np.array(
+        [[1, 0, 0, 0], [0, 0, 0, 0], [0, 2, 0, 0], [2, 0, 0, 0], [0, 0, 2, 0], [0, 0, 2, 1],
+         [0, 0, 0, 3], [1, 0, 1, 0], [0, 2, 0, 0], [2, 0, 0, 0], [2, 0, 0, 0], [0, 0, 2, 0],
+         [0, 0, 2, 0], [0, 0, 0, 0], [0, 0, 1, 1]]
+    )  # fmt: skip
+    ref = krippendorff.alpha(value_counts=counts, level_of_measurement=level)
+    assert abs(ag.krippendorff_alpha_from_counts(counts, level=level) - ref) < TOL
+    rng = np.random.default_rng(3)
+    counts = rng.integers(0, 3, size=(200, 5))
+    domain = [0.5, 1.0, 2.5, 4.0, 8.0]
+    ref = krippendorff.alpha(value_counts=counts, value_domain=domain, level_of_measurement=level)
+    got = ag.krippendorff_alpha_from_counts(counts, level=level, domain=domain)
+    assert abs(got - ref) < TOL
