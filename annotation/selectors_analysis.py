@@ -19,13 +19,17 @@ def analysis_examples(
     limit: int | None = None,
     seed: int = 0,
     example_ids: Iterable[int] | None = None,
+    labels: Iterable[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """The campaign's examples (or those of `example_ids` in its pool) as {"id",
-    "external_id", "values", "label"}, in example id order; with `limit`, a seeded uniform
-    sample of at most that many (same seed, same pool → same sample)."""
+    """The campaign's examples (or those of `example_ids` in its pool, or those whose gold
+    label is in `labels`) as {"id", "external_id", "values", "label"}, in example id order;
+    with `limit`, a seeded uniform sample of at most that many (same seed, same pool → same
+    sample)."""
     pool = CampaignExample.objects.filter(campaign=campaign)
     if example_ids is not None:
         pool = pool.filter(example_id__in=list(example_ids))
+    if labels is not None:
+        pool = pool.filter(example__label__in=list(labels))
     ids = list(pool.order_by("example_id").values_list("example_id", flat=True))
     if limit is not None and len(ids) > limit:
         pick = np.random.default_rng(seed).choice(len(ids), size=limit, replace=False)

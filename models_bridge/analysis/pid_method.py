@@ -95,7 +95,8 @@ def run_pid(
     encoders see the inputs) or the model's prediction (`predictions`: the model's).
 
     Params: k (clusters per modality, default 8), max_examples (seeded sample of the pool,
-    default 2000), seed (sampling and k-means), batch_size. Needs the factorized interface:
+    default 2000), seed (sampling and k-means), batch_size, only_labels (restrict the pool
+    to examples with these gold labels, e.g. the yes/no questions). Needs the factorized interface:
     a black-box model has no encodings to cluster, and clustering raw pixels would measure
     the image format rather than what the model reads (named error `pid_needs_factorized`)."""
     k = _int_param(params, "k", PID_DEFAULTS["k"], 1, MAX_K)
@@ -114,7 +115,14 @@ def run_pid(
             f"PID decomposes two modalities; {model_version} reads {len(modalities)}",
             code="pid_needs_two_modalities",
         )
-    rows = analysis_examples(campaign=campaign, limit=limit, seed=seed)
+    only = params.get("only_labels")
+    if only is not None and (
+        not isinstance(only, list) or not only or not all(isinstance(x, str) for x in only)
+    ):
+        raise ValidationFailed(
+            "param 'only_labels' must be a non-empty list of labels", code="analysis_param_invalid"
+        )
+    rows = analysis_examples(campaign=campaign, limit=limit, seed=seed, labels=only)
     if len(rows) < 2:
         raise ValidationFailed("PID needs at least 2 examples", code="analysis_too_few_examples")
     encodings, predictions = _encode_all(
@@ -132,6 +140,7 @@ def run_pid(
         "variant": "bertschinger-2014 convex program (cvxpy, Clarabel) on k-means of factorized encodings",
         "modalities": {"x1": modalities[0], "x2": modalities[1]},
         "examples": len(rows),
+        "only_labels": only,
         "seed": seed,
         "k_requested": k,
         "k": {modalities[0]: sizes[0], modalities[1]: sizes[1]},

@@ -272,6 +272,8 @@ def test_analysis_examples_sample_is_seeded_and_bounded(django_assert_num_querie
     assert len(a) == 4 and a == analysis_examples(campaign=campaign, limit=4, seed=1)
     assert [r["id"] for r in a] == sorted(r["id"] for r in a)
     assert len(analysis_examples(campaign=campaign)) == 10
+    yes = analysis_examples(campaign=campaign, labels=["yes"])
+    assert len(yes) == 5 and {r["label"] for r in yes} == {"yes"}
 
 
 def test_pid_on_a_reference_model_labels_and_predictions(settings: Any) -> None:
