@@ -119,7 +119,7 @@ def _modal_border(values: list[Any]) -> tuple[tuple[int, int, int], tuple[int, i
         if k == 0:
             size = (rgb.shape[1], rgb.shape[0])
         border = np.concatenate([rgb[0], rgb[-1], rgb[:, 0], rgb[:, -1]])
-        counts.update(tuple(int(x) for x in px) for px in border)
+        counts.update((int(px[0]), int(px[1]), int(px[2])) for px in border)
     colour = counts.most_common(1)[0][0] if counts else (255, 255, 255)
     return colour, size
 

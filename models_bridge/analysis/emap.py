@@ -3,17 +3,17 @@
 For N examples (a_i, b_i) of two modalities A and B and a model f with C logits,
 grid[i, j] = f(a_i, b_j) and
 
-    emap_i = mean_j f(a_i, b_j) + mean_j f(a_j, b_i) − mean_{j,k} f(a_j, b_k).
+    emap_i = mean_j f(a_i, b_j) + mean_j f(a_j, b_i) - mean_{j,k} f(a_j, b_k).
 
 Every path (the whole grid, row blocks streamed or spread over workers, the background
 pool for one new pair) reduces to the same three sums: row sums, column sums and the
 grand total. A row block of the grid (rows `start:stop`, every column) contributes its rows'
 sums, its share of every column's sum and its share of the total; blocks add up, so the
-N²×C grid is never held in memory. Torch-free and DB-free on purpose."""
+N²·C grid is never held in memory. Torch-free and DB-free on purpose."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,14 +73,18 @@ class BlockPartial:
         )
 
     def packed(self) -> bytes:
-        return np.concatenate(
-            [
-                self.row_sums.ravel(),
-                self.col_sums.ravel(),
-                self.total.ravel(),
-                self.diag.ravel(),
-            ]
-        ).astype(np.float64).tobytes()
+        return (
+            np.concatenate(
+                [
+                    self.row_sums.ravel(),
+                    self.col_sums.ravel(),
+                    self.total.ravel(),
+                    self.diag.ravel(),
+                ]
+            )
+            .astype(np.float64)
+            .tobytes()
+        )
 
 
 class BlockAccumulator:
@@ -166,7 +170,7 @@ def emap_background(
 
 
 def interaction_scores(logits: np.ndarray, emap: np.ndarray) -> np.ndarray:
-    """Per example ‖f(x) − EMAP f(x)‖₂ over the logits."""
+    """Per example ‖f(x) - EMAP f(x)‖₂ over the logits."""
     return np.linalg.norm(np.asarray(logits) - np.asarray(emap), axis=-1)
 
 
@@ -175,7 +179,7 @@ def accuracy_table(
     gold: Sequence[str | None],
     predicted: Sequence[str],
     predicted_emap: Sequence[str],
-    groups: dict[str, Sequence[str | None]],
+    groups: Mapping[str, Sequence[str | None]],
 ) -> dict[str, Any]:
     """Accuracy of f and of EMAP(f) overall and per value of each grouping (label, question
     type), over the examples with a gold label."""

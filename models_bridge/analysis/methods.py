@@ -180,7 +180,9 @@ def ablation_run(
     nulls: dict[str, dict[str, Any]] = {}
     values = {m: list(v) for m, v in data.values.items()}
     for m in data.modalities:
-        value, record = null_input(kind=data.kinds[m], values=values[m], raw=[r.get(m) for r in data.raw])
+        value, record = null_input(
+            kind=data.kinds[m], values=values[m], raw=[r.get(m) for r in data.raw]
+        )
         values[m].append(value)  # index n: the null input
         nulls[m] = record
     pairs = make_pairs(adapter, data.modalities, values, path=_path(params, adapter))

@@ -13,7 +13,7 @@ indices say which entries pair up."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -68,7 +68,7 @@ class FactorizedPairs(Pairs):
         self,
         adapter: Adapter,
         modalities: tuple[str, str],
-        values: dict[str, Sequence[Any]],
+        values: Mapping[str, Sequence[Any]],
     ) -> None:
         import torch
 
@@ -92,8 +92,10 @@ class FactorizedPairs(Pairs):
         import torch
 
         a, b = self.modalities
-        index = {a: torch.from_numpy(np.asarray(ia, dtype=np.int64)),
-                 b: torch.from_numpy(np.asarray(ib, dtype=np.int64))}
+        index = {
+            a: torch.from_numpy(np.asarray(ia, dtype=np.int64)),
+            b: torch.from_numpy(np.asarray(ib, dtype=np.int64)),
+        }
         out = []
         for s, e in _chunks(len(ia), self._batch):
             enc = {m: self.enc[m].index_select(0, index[m][s:e]) for m in self.reads}
@@ -109,7 +111,7 @@ class BlackBoxPairs(Pairs):
         self,
         adapter: Adapter,
         modalities: tuple[str, str],
-        values: dict[str, Sequence[Any]],
+        values: Mapping[str, Sequence[Any]],
         *,
         batch: int = 4096,
     ) -> None:
@@ -162,7 +164,7 @@ class PerPairLoop(Pairs):
     variant = "per-pair loop"
 
     def __init__(
-        self, adapter: Adapter, modalities: tuple[str, str], values: dict[str, Sequence[Any]]
+        self, adapter: Adapter, modalities: tuple[str, str], values: Mapping[str, Sequence[Any]]
     ) -> None:
         super().__init__(adapter, modalities)
         self.values = values
@@ -181,7 +183,7 @@ class PerPairLoop(Pairs):
 def make_pairs(
     adapter: Adapter,
     modalities: tuple[str, str],
-    values: dict[str, Sequence[Any]],
+    values: Mapping[str, Sequence[Any]],
     *,
     path: str = "auto",
 ) -> Pairs:

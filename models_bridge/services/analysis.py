@@ -80,8 +80,8 @@ def analysis_start(
 
 
 def _job_scope(job: Job) -> tuple[Campaign, ModelVersion, dict[str, Any]]:
-    campaign = Campaign.objects.select_related("dataset").get(pk=job.campaign_id)
-    mv = ModelVersion.objects.select_related("dataset").get(pk=job.params["model_version"])
+    campaign = Campaign.objects.select_related("dataset").get(pk=int(job.campaign_id or 0))
+    mv = ModelVersion.objects.select_related("dataset").get(pk=int(job.params["model_version"]))
     return campaign, mv, dict(job.params.get("params") or {})
 
 
@@ -165,7 +165,9 @@ def _claimable(now: Any) -> Q:
     )
 
 
-def emap_block_claim(*, job_id: int, combine_step: bool = False) -> tuple[AnalysisBlock, str] | None:
+def emap_block_claim(
+    *, job_id: int, combine_step: bool = False
+) -> tuple[AnalysisBlock, str] | None:
     """Claim the next block (or the combining row) by a conditional update; None when
     nothing is claimable now."""
     now = timezone.now()
@@ -214,7 +216,9 @@ def emap_blocks_work(*, job_id: int, pairs: Pairs, n: int) -> int:
         started = time.perf_counter()
         partial = compute_block(pairs, start=blk.start, stop=blk.stop, n=n)
         if emap_block_store(
-            block_id=blk.pk, token=token, data=partial.packed(),
+            block_id=blk.pk,
+            token=token,
+            data=partial.packed(),
             seconds=time.perf_counter() - started,
         ):
             count += 1
@@ -266,7 +270,7 @@ def emap_blocks_coordinate(
         time.sleep(POLL_S)
     blk, token = claimed
     partials = [
-        BlockPartial.from_bytes(start=b.start, stop=b.stop, n=n, c=c, data=bytes(b.partial))
+        BlockPartial.from_bytes(start=b.start, stop=b.stop, n=n, c=c, data=bytes(b.partial or b""))
         for b in AnalysisBlock.objects.filter(job_id=job_id, block__gte=0).only(
             "start", "stop", "partial"
         )
@@ -274,7 +278,9 @@ def emap_blocks_coordinate(
     started = time.perf_counter()
     sums = combine(partials, n=n)
     emap_block_store(
-        block_id=blk.pk, token=token, data=_combined_bytes(sums),
+        block_id=blk.pk,
+        token=token,
+        data=_combined_bytes(sums),
         seconds=time.perf_counter() - started,
     )
     workers = sorted(

@@ -77,8 +77,12 @@ def test_swapping_the_modalities_changes_nothing(evqa_campaign):
 def start(campaign, mv, user, methods, **params):  # type: ignore[no-untyped-def]
     with transaction.atomic():
         return analysis_start(
-            campaign=campaign, model_version=mv, methods=methods, params=params,
-            created_by=user, enqueue=False,
+            campaign=campaign,
+            model_version=mv,
+            methods=methods,
+            params=params,
+            created_by=user,
+            enqueue=False,
         )
 
 
@@ -87,8 +91,12 @@ def test_job_stores_one_result_per_method_and_a_second_run_changes_nothing(
 ):
     mv = register(evqa_campaign, "easyvqa-multiplicative")
     job = start(
-        evqa_campaign, mv, evqa_people["manager"], ["emap", "ablation", "perceptual"],
-        block_rows=5, permutations=3,
+        evqa_campaign,
+        mv,
+        evqa_people["manager"],
+        ["emap", "ablation", "perceptual"],
+        block_rows=5,
+        permutations=3,
     )
     analysis_run_task(job.pk)
     job.refresh_from_db()

@@ -31,10 +31,7 @@ def test_definition_on_a_random_grid() -> None:
     rng = np.random.default_rng(3)
     grid = rng.normal(size=(6, 6, 3))
     want = np.stack(
-        [
-            grid[i].mean(axis=0) + grid[:, i].mean(axis=0) - grid.mean(axis=(0, 1))
-            for i in range(6)
-        ]
+        [grid[i].mean(axis=0) + grid[:, i].mean(axis=0) - grid.mean(axis=(0, 1)) for i in range(6)]
     )
     np.testing.assert_allclose(emap_from_grid(grid), want, atol=1e-12)
 

@@ -31,9 +31,7 @@ class Command(BaseCommand):
         parser.add_argument("--limit", type=int, help="a seeded sample of this many examples")
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--split", help="only examples of this split")
-        parser.add_argument(
-            "--path", choices=["auto", "factorized", "black-box"], default="auto"
-        )
+        parser.add_argument("--path", choices=["auto", "factorized", "black-box"], default="auto")
         parser.add_argument("--block-rows", type=int, help="EMAP grid rows per block")
         parser.add_argument(
             "--block-tasks", type=int, default=0, help="helper tasks sent for EMAP blocks"
