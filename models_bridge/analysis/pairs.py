@@ -88,6 +88,20 @@ class FactorizedPairs(Pairs):
     def pair_batch(self) -> int:
         return self._batch
 
+    def extended(self, extra: Mapping[str, Sequence[Any]]) -> FactorizedPairs:
+        """The same pairs with `extra` values appended to each modality (encoded now; the
+        existing encodings are reused, so a background pool is encoded once)."""
+        import torch
+
+        out = object.__new__(FactorizedPairs)
+        out.__dict__.update(self.__dict__)
+        out.calls = 0
+        out.enc = {
+            m: torch.cat([self.enc[m], torch.as_tensor(self.adapter.encode(m, extra[m]))])
+            for m in self.reads
+        }
+        return out
+
     def pairs(self, ia: np.ndarray, ib: np.ndarray) -> np.ndarray:
         import torch
 

@@ -260,3 +260,52 @@ def test_results_endpoints_with_pinned_queries(
     emap = body["results"][0]["result"]
     assert emap["variant"] == "exact factorized"
     assert emap["accuracy"]["overall"]["model"] == emap["accuracy"]["overall"]["emap"]
+
+
+def test_each_stored_edit_gets_a_background_pool_emap_from_factorized_models(
+    evqa_campaign, evqa_people, settings
+):
+    from annotation.models import CounterfactualEdit
+    from models_bridge.analysis.pool import emap_pairs_against_pool, pool_for
+    from models_bridge.services.registry import campaign_models_set
+    from tests.models_bridge.test_edit_scores import _submit_edit
+
+    settings.EMAP_EDIT_POOL_SIZE = 8
+    add = register(evqa_campaign, "easyvqa-additive")
+    mul = register(evqa_campaign, "easyvqa-multiplicative")
+    campaign_models_set(campaign=evqa_campaign, model_versions=[add, mul])
+    edit = _submit_edit(evqa_campaign, evqa_people["shown"])
+    from models_bridge.tasks import edit_score_task
+
+    edit_score_task(edit.pk)
+    scores = CounterfactualEdit.objects.get(pk=edit.pk).scores
+    for mv in (add, mul):
+        entry = scores[str(mv.pk)]["emap"]
+        assert entry["variant"] == "background pool M=8 (seed 0)"
+        assert entry["edit"]["predicted"] == scores[str(mv.pk)]["edit"]["predicted_label"]
+    # Additive: the pool EMAP of any pair is the model itself.
+    assert scores[str(add.pk)]["emap"]["edit"]["interaction"] < 1e-4
+    # The pool EMAP of a pool member equals the exact EMAP over the pool's own grid.
+    pool = pool_for(campaign=evqa_campaign, model_version=mul, size=8)
+    from annotation.models import Example
+
+    first = Example.objects.get(pk=pool.example_ids[0]).values
+    got = emap_pairs_against_pool(pool=pool, model_version=mul, inputs=[first])[0]
+    grid = pool.pairs.rows(0, 8, 8)
+    exact = emap_from_grid(grid)[0]
+    want = float(np.linalg.norm(grid[0, 0] - exact))
+    assert abs(got["interaction"] - want) < 1e-4
+
+
+def test_no_pool_emap_when_turned_off(evqa_campaign, evqa_people, settings):
+    from annotation.models import CounterfactualEdit
+    from models_bridge.services.registry import campaign_models_set
+    from models_bridge.tasks import edit_score_task
+    from tests.models_bridge.test_edit_scores import _submit_edit
+
+    settings.EMAP_EDIT_POOL_SIZE = 0
+    mul = register(evqa_campaign, "easyvqa-multiplicative")
+    campaign_models_set(campaign=evqa_campaign, model_versions=[mul])
+    edit = _submit_edit(evqa_campaign, evqa_people["shown"])
+    edit_score_task(edit.pk)
+    assert "emap" not in CounterfactualEdit.objects.get(pk=edit.pk).scores[str(mul.pk)]
