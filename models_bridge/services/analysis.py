@@ -23,6 +23,7 @@ from datetime import timedelta
 from typing import Any
 
 import numpy as np
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -246,9 +247,12 @@ def emap_blocks_coordinate(
     pending = AnalysisBlock.objects.filter(
         job_id=job_id, block__gte=0, status=AnalysisBlock.Status.PENDING
     ).count()
+    queue = getattr(settings, "JOBS_QUEUE_OVERRIDE", "") or None
+    options: dict[str, Any] = {"queue": queue} if queue else {}
     for _ in range(min(helpers, pending)):
+        # robust: a broker that is down costs only the help, this run does the blocks itself.
         transaction.on_commit(
-            lambda: analysis_emap_blocks_task.apply_async(args=[job_id]), robust=True
+            lambda: analysis_emap_blocks_task.apply_async(args=[job_id], **options), robust=True
         )
     while True:
         emap_blocks_work(job_id=job_id, pairs=pairs, n=n)
