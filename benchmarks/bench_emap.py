@@ -158,7 +158,7 @@ def part_stream_child(n: int) -> None:
 
 def part_stream(args: argparse.Namespace, var: Path) -> None:
     setup(max(args.stream_n, args.stream_small_n))
-    print(f"streamed EMAP (factorized, row blocks of 250), each size in a fresh process:")
+    print("streamed EMAP (factorized, row blocks of 250), each size in a fresh process:")
     for n in (args.stream_small_n, args.stream_n):
         out = subprocess.run(
             [sys.executable, __file__, "--child-stream", str(n)],
