@@ -66,13 +66,14 @@ def part_paths(args: argparse.Namespace) -> None:
     import torch
 
     from models_bridge.analysis.methods import emap_setup, emap_stream
-    from models_bridge.analysis.pairs import BlackBoxPairs, PerPairLoop
+    from models_bridge.analysis.pairs import BlackBoxPairs, FactorizedPairs, PerPairLoop
 
     campaign, mv = setup(args.n)
     n = args.n
     params = {"limit": n, "seed": 0, "path": "factorized"}
     t0 = time.perf_counter()
     data, fact = emap_setup(campaign=campaign, model_version=mv, params=params)
+    assert isinstance(fact, FactorizedPairs)
     t_setup = time.perf_counter() - t0
     t0 = time.perf_counter()
     sums = emap_stream(fact, n=n, block_rows=250, progress=lambda d, t: None)
