@@ -111,13 +111,33 @@ def test_job_stores_one_result_per_method_and_a_second_run_changes_nothing(
     assert overall["n"] == 12 and 0 <= overall["emap"] <= 1
     assert set(emap["accuracy"]["by_label"]) <= set(evqa_campaign.dataset.label_space)
     first = {r.method: (r.pk, r.result) for r in results.values()}
-    # A duplicate delivery finds the job finished; a resumed run finds every result stored.
-    analysis_run_task(job.pk)
-    Job.objects.filter(pk=job.pk).update(status=Job.Status.PENDING)
+    # A duplicate delivery finds the job finished and changes nothing.
     analysis_run_task(job.pk)
     again = {r.method: (r.pk, r.result) for r in AnalysisResult.objects.filter(job=job)}
     assert again == first
     assert AnalysisBlock.objects.filter(job=job).count() == 4  # 3 blocks + the combine
+
+
+def test_a_failed_job_started_again_keeps_the_results_it_stored(evqa_campaign, evqa_people):
+    from annotation.services.jobs import job_claim, job_finish, job_reopen
+    from models_bridge.services.analysis import analysis_result_store
+
+    mv = register(evqa_campaign, "easyvqa-additive")
+    job = start(evqa_campaign, mv, evqa_people["manager"], ["perceptual", "emap"])
+    token = job_claim(job_id=job.pk)
+    kept = analysis_result_store(
+        job_id=job.pk, method="perceptual", result={"variant": "stored before the failure"}
+    )
+    job_finish(job_id=job.pk, status=Job.Status.FAILED, error="worker lost", token=token)
+    assert job_reopen(job_id=job.pk)
+    analysis_run_task(job.pk)
+    job.refresh_from_db()
+    assert job.status == Job.Status.SUCCEEDED, job.error
+    rows = {r.method: r for r in AnalysisResult.objects.filter(job=job)}
+    assert rows["perceptual"].pk == kept.pk
+    assert rows["perceptual"].result == {"variant": "stored before the failure"}
+    assert rows["emap"].result["variant"] == "exact factorized"
+    assert job.result["results"]["perceptual"]["id"] == kept.pk
 
 
 def test_a_block_done_before_a_takeover_is_not_recomputed(evqa_campaign, evqa_people):
