@@ -46,13 +46,14 @@ def setup(n_needed: int):  # type: ignore[no-untyped-def]
 
     if not Dataset.objects.filter(name="easy-VQA").exists():
         easyvqa_import(split="test")
-        if n_needed > 9_673:
-            easyvqa_import(split="train", limit=n_needed - 9_673 + 100)
     ds = Dataset.objects.get(name="easy-VQA")
+    have = ds.examples.count()
+    if n_needed > have:
+        easyvqa_import(split="train", limit=n_needed - have + 100)
     campaign = Campaign.objects.filter(name=CAMPAIGN).first()
     if campaign is None:
         campaign = campaign_create(dataset=ds, name=CAMPAIGN)
-        campaign_add_examples(campaign=campaign)
+    campaign_add_examples(campaign=campaign)  # idempotent: adds what the import just added
     mv = model_register(dataset=ds, kind="torchscript", location=MODEL)
     return campaign, mv
 
