@@ -85,6 +85,19 @@ def campaign_for_user(
     return campaign
 
 
+def analysis_job_for_user(*, user: User, campaign_id: int, job_id: int) -> tuple[Campaign, Job]:
+    """An analysis job of a campaign the user manages; 404 for a job of another campaign."""
+    campaign = campaign_for_user(
+        user=user, campaign_id=campaign_id, roles=[Membership.Role.MANAGER]
+    )
+    job = Job.objects.filter(
+        pk=parse_pk(job_id) or 0, campaign_id=campaign.pk, kind=Job.Kind.ANALYSIS
+    ).first()
+    if job is None:
+        raise NotFound(f"analysis {job_id} does not exist in campaign {campaign_id}")
+    return campaign, job
+
+
 def datasets_visible_to(*, user: User) -> QuerySet[Dataset]:
     qs = Dataset.objects.all()
     if is_staff(user):

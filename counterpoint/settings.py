@@ -287,6 +287,9 @@ COUNTERPOINT_TORCH_THREADS = env_int("COUNTERPOINT_TORCH_THREADS", 1, minimum=1)
 MODEL_CALL_TIMEOUT_S = env_float("MODEL_CALL_TIMEOUT", 5.0)
 MODEL_BATCH_CALL_TIMEOUT_S = env_float("MODEL_BATCH_CALL_TIMEOUT", 120.0)
 MODEL_CALL_COOLDOWN_S = env_float("MODEL_CALL_COOLDOWN", 60.0)
+# Background-pool EMAP of each stored edit, for factorized models only (2M fusion-head calls
+# per edit, in the scoring worker); 0 turns it off (docs/analysis.md).
+EMAP_EDIT_POOL_SIZE = env_int("EMAP_EDIT_POOL_SIZE", 64, minimum=0)
 MODEL_PACKAGE_CHECK_TIMEOUT_S = env_float("MODEL_PACKAGE_CHECK_TIMEOUT", 60.0)
 MODEL_PACKAGE_CHECK_MEMORY_MB = env_int("MODEL_PACKAGE_CHECK_MEMORY_MB", 2048, minimum=256)
 # auto: chroot + setuid(nobody) as root, a user namespace otherwise; "root"/"userns" force one.

@@ -74,3 +74,58 @@ class Score(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model_version_id}:{self.input_hash[:12]} -> {self.predicted_label}"
+
+
+class AnalysisResult(models.Model):
+    """One method's result of an analysis job (docs/analysis.md). Written once, never updated:
+    the unique (job, method) makes a second run of the same method store nothing."""
+
+    job = models.ForeignKey(
+        "annotation.Job", on_delete=models.CASCADE, related_name="analysis_results"
+    )
+    method = models.CharField(max_length=50)
+    result = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["job_id", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "method"], name="analysis_result_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.method} of job {self.job_id}"
+
+
+class AnalysisBlock(models.Model):
+    """A row block of an exact EMAP grid, claimed by one worker at a time (conditional update)
+    and kept with its partial sums once done, so a resumed job never recomputes it. Block -1
+    is the combining step, claimed the same way so it runs once."""
+
+    COMBINE = -1
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        RUNNING = "running"
+        DONE = "done"
+
+    job = models.ForeignKey("annotation.Job", on_delete=models.CASCADE, related_name="emap_blocks")
+    block = models.IntegerField()
+    start = models.PositiveIntegerField(default=0)
+    stop = models.PositiveIntegerField(default=0)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    claim_token = models.CharField(max_length=32, blank=True, default="")
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    # float64 row sums | column sums | total | diagonal (models_bridge.analysis.emap.BlockPartial)
+    partial = models.BinaryField(null=True, blank=True)
+    seconds = models.FloatField(default=0.0)
+    computed_by = models.CharField(max_length=200, blank=True, default="")
+
+    class Meta:
+        ordering = ["job_id", "block"]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "block"], name="analysis_block_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"block {self.block} of job {self.job_id} ({self.status})"

@@ -184,14 +184,30 @@ def run_clusters(
 ) -> dict[str, Any]:
     """Interaction clusters of precomputed per-example vectors f(x) - EMAP f(x).
 
-    Params: vectors ({example id: [C floats]}, required: the EMAP job computes them),
+    Params: vectors ({example id: [C floats]}; when absent, the exact EMAP is computed here
+    over the campaign's sample: `limit`, `seed`, `split`),
     k_min / k_max (silhouette range, default 2..8), seed, variant (which EMAP the vectors
     came from, echoed in the result). Each cluster lists its examples (id, external id,
     text values, image sha256 for thumbnails) and the reliance answers given on them."""
     vectors = params.get("vectors")
+    if vectors is None:
+        # No vectors given: compute them, the exact EMAP streamed over the campaign's sample
+        # (`limit`, `seed`, `split` as for emap), and say which EMAP they came from.
+        from models_bridge.analysis.methods import block_rows_of, emap_setup, emap_stream
+
+        data, pairs = emap_setup(campaign=campaign, model_version=model_version, params=params)
+        sums = emap_stream(
+            pairs, n=data.n, block_rows=block_rows_of(params, data.n), progress=lambda d, t: None
+        )
+        diff = sums.logits - sums.emap
+        vectors = {
+            ex: [float(x) for x in row] for ex, row in zip(data.example_ids, diff, strict=True)
+        }
+        params = {**params, "variant": f"exact {pairs.variant} EMAP over {data.n} examples"}
     if not isinstance(vectors, Mapping) or not vectors:
         raise ValidationFailed(
-            "clusters needs params.vectors: {example id: f(x) - EMAP f(x)}",
+            "clusters needs params.vectors ({example id: f(x) - EMAP f(x)}) or none at all "
+            "(then it computes the exact EMAP itself)",
             code="clusters_vectors_missing",
         )
     k_min = _int_param(params, "k_min", 2, 2, MAX_K)
@@ -261,6 +277,3 @@ def _example_ref(row: Mapping[str, Any], kinds: Mapping[str, str]) -> dict[str, 
         elif kind == "text":
             ref[name] = value
     return ref
-
-
-METHODS = {"pid": run_pid, "counterfactual": run_counterfactual, "clusters": run_clusters}

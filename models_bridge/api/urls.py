@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from rest_framework.routers import SimpleRouter
 
-from models_bridge.api import views
+from models_bridge.api import analysis, views
 
 router = SimpleRouter()
 urlpatterns: list = []
 views.register(router, urlpatterns)
+analysis.register(urlpatterns)
 urlpatterns += router.urls

@@ -11,6 +11,7 @@ a submit enqueues)."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -20,10 +21,13 @@ from django.db.models import QuerySet
 from annotation.models import Campaign, CounterfactualEdit, Dataset, Example, Job
 from annotation.services.counterfactuals import edit_scores_record
 from annotation.services.jobs import job_create, job_enqueue, job_reopen
-from counterpoint.errors import Conflict, NotFound, Unavailable, ValidationFailed
+from counterpoint.errors import Conflict, NotFound, ServiceError, Unavailable, ValidationFailed
+from models_bridge.adapters.base import InputError, ModelError
 from models_bridge.models import ModelVersion
 from models_bridge.services.registry import model_fits_dataset
 from models_bridge.services.scoring import ScoreStats, score
+
+logger = logging.getLogger(__name__)
 
 CHUNK = 1024
 TARGETS = ("examples", "edits")
@@ -180,6 +184,30 @@ def _summary(
     }
 
 
+def _edit_emap(mv: ModelVersion, edit: CounterfactualEdit) -> dict[str, Any] | None:
+    """The background-pool EMAP of an edit and its original, for factorized models when
+    EMAP_EDIT_POOL_SIZE > 0 (models_bridge/analysis/pool.py); None otherwise or when it
+    cannot be computed (the scores are stored either way)."""
+    from django.conf import settings
+
+    size = int(getattr(settings, "EMAP_EDIT_POOL_SIZE", 0))
+    if size < 2 or not mv.factorized or len(mv.modalities) != 2:
+        return None
+    from models_bridge.analysis.pool import edit_emap
+
+    try:
+        return edit_emap(
+            campaign=Campaign.objects.select_related("dataset").get(pk=edit.campaign_id),
+            model_version=mv,
+            original=edit.example.values,
+            edited=edit.edited_values,
+            size=size,
+        )
+    except (ServiceError, ModelError, InputError):
+        logger.warning("background-pool EMAP of edit %s with %s failed", edit.pk, mv, exc_info=True)
+        return None
+
+
 def edit_score(*, edit_id: int, stats: ScoreStats | None = None) -> dict[str, list[int]]:
     """Score edit `edit_id` (its original and its edited values) with every active campaign
     model that has no entry for it yet, reading the Score cache first. Idempotent: a second
@@ -213,6 +241,9 @@ def edit_score(*, edit_id: int, stats: ScoreStats | None = None) -> dict[str, li
             out["unavailable"].append(mv.pk)
             continue
         entries[key] = {"original": res[0].summary(), "edit": res[1].summary()}
+        emap = _edit_emap(mv, edit)
+        if emap is not None:
+            entries[key]["emap"] = emap
         out["scored"].append(mv.pk)
     if entries:
         edit_scores_record(scores={edit.pk: entries})

@@ -19,7 +19,7 @@ from annotation.selectors_analysis import (
 )
 from annotation.services.counterfactuals import edit_scores_record
 from counterpoint.errors import ValidationFailed
-from models_bridge.analysis.pid_method import METHODS
+from models_bridge.analysis.registry import METHODS
 from models_bridge.models import ModelVersion
 from models_bridge.services.registry import model_register
 from tests.annotation.annotator_helpers import add_annotators, annotate_body, text_campaign
@@ -251,8 +251,14 @@ def test_clusters_carry_reliance_answers_and_example_references(
     with django_assert_num_queries(1):
         assert reliance_counts(campaign=campaign, example_ids=ids)[ids[0]] == {"specialization": 2}
     with pytest.raises(ValidationFailed) as exc:
-        METHODS["clusters"](campaign=campaign, model_version=mv, params={}, progress=noop)
+        METHODS["clusters"](
+            campaign=campaign, model_version=mv, params={"vectors": {}}, progress=noop
+        )
     assert exc.value.code == "clusters_vectors_missing"
+    with pytest.raises(ValidationFailed) as exc:
+        # No vectors: it would compute the EMAP, which needs two modalities.
+        METHODS["clusters"](campaign=campaign, model_version=mv, params={}, progress=noop)
+    assert exc.value.code == "analysis_modalities"
     with pytest.raises(ValidationFailed) as exc:
         METHODS["clusters"](
             campaign=campaign,
@@ -304,4 +310,29 @@ def test_pid_on_a_reference_model_labels_and_predictions(settings: Any) -> None:
         model_version=mv,
         params={"k": 4, "max_examples": 50, "seed": 0, "batch_size": 16},
         progress=noop,
+    )
+
+
+def test_clusters_compute_their_own_emap_vectors_through_the_job_registry(settings: Any) -> None:
+    """Without precomputed vectors the clusters method runs the exact EMAP itself; its
+    vectors are f(x) - EMAP f(x) of the same examples, so the same call twice agrees."""
+    from annotation.services.campaigns import campaign_add_examples, campaign_create
+    from models_bridge.analysis.methods import block_rows_of, emap_setup, emap_stream
+
+    package_dir("easyvqa-additive")
+    dataset = easyvqa_dataset(n=24)
+    campaign = campaign_create(dataset=dataset, name="clusters", status=Campaign.Status.ACTIVE)
+    campaign_add_examples(campaign=campaign)
+    mv = model_register(dataset=dataset, kind="torchscript", location="easyvqa-additive")
+    params = {"k_min": 2, "k_max": 3, "seed": 0}
+    out = METHODS["clusters"](campaign=campaign, model_version=mv, params=params, progress=noop)
+    assert sum(c["size"] for c in out["clusters"]) == 24
+    assert out["variant"].startswith("exact ") and "over 24 examples" in out["variant"]
+    # The additive model has no interaction: EMAP reproduces it, every vector is ~0.
+    data, pairs = emap_setup(campaign=campaign, model_version=mv, params=params)
+    sums = emap_stream(pairs, n=data.n, block_rows=block_rows_of(params, data.n), progress=noop)
+    assert abs(sums.logits - sums.emap).max() < 1e-4
+    assert all(c["mean_interaction_norm"] < 1e-3 for c in out["clusters"])
+    assert out == METHODS["clusters"](
+        campaign=campaign, model_version=mv, params=params, progress=noop
     )
