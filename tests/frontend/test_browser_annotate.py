@@ -217,7 +217,9 @@ def test_image_edit_with_the_brush_uploads_png_and_mask(page: Any, evqa: Any) ->
     # A reload brings the painted image back, pixel for pixel.
     page.reload()
     page.wait_for_selector(".imged-canvas")
-    page.wait_for_function(f"document.querySelector('.imged').dataset.changed === '{changed}'")
+    page.wait_for_function(
+        f"() => document.querySelector('.imged').dataset.changed === '{changed}'"
+    )
 
     page.click("#step-edit button.primary")
     page.wait_for_selector("[data-state=done]")

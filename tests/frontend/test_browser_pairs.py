@@ -163,7 +163,7 @@ def test_pairs_diff_outline_filters_keys_and_links(page: Any, evqa: Any) -> None
     page.wait_for_selector(".pair[data-edit]")
     # The list URL becomes the first pair's stable link.
     assert page.url.endswith(f"{base}{ordered[0].pk}/")
-    page.wait_for_function("document.querySelectorAll('.pairs-list li').length === 3")
+    page.wait_for_function("() => document.querySelectorAll('.pairs-list li').length === 3")
     assert page.get_attribute(".manage-tabs a[aria-current=page]", "href").endswith("/pairs/")
 
     # Text pair: the word diff, the evidence words, every model's predictions.
@@ -212,13 +212,13 @@ def test_pairs_diff_outline_filters_keys_and_links(page: Any, evqa: Any) -> None
     # Keyboard paging: j / k and the arrows, focus on the title, announced.
     page.goto(f"{base}{ordered[0].pk}/")
     page.wait_for_selector(f".pair[data-edit='{ordered[0].pk}']")
-    page.wait_for_function("document.querySelectorAll('.pairs-list li').length === 3")
+    page.wait_for_function("() => document.querySelectorAll('.pairs-list li').length === 3")
     page.keyboard.press("j")
     page.wait_for_selector(f".pair[data-edit='{ordered[1].pk}']")
     assert page.url.endswith(f"{base}{ordered[1].pk}/")
-    page.wait_for_function("document.activeElement.id === 'pair-title'")
+    page.wait_for_function("() => document.activeElement.id === 'pair-title'")
     page.wait_for_function(
-        "document.getElementById('pairs-live').textContent.includes('pair 2 of 3')"
+        "() => document.getElementById('pairs-live').textContent.includes('pair 2 of 3')"
     )
     page.keyboard.press("ArrowRight")
     page.wait_for_selector(f".pair[data-edit='{ordered[2].pk}']")
@@ -233,25 +233,25 @@ def test_pairs_diff_outline_filters_keys_and_links(page: Any, evqa: Any) -> None
     # Filters narrow the list, live in the URL and survive a reload.
     page.select_option("#f-modality", "image")
     page.wait_for_selector(f".pair[data-edit='{image_edit.pk}']")
-    page.wait_for_function("document.querySelectorAll('.pairs-list li').length === 1")
+    page.wait_for_function("() => document.querySelectorAll('.pairs-list li').length === 1")
     assert re.search(rf"{base}{image_edit.pk}/\?modality=image$", page.url), page.url
     page.reload()
     page.wait_for_selector(f".pair[data-edit='{image_edit.pk}']")
     assert page.input_value("#f-modality") == "image"
-    page.wait_for_function("document.querySelectorAll('.pairs-list li').length === 1")
+    page.wait_for_function("() => document.querySelectorAll('.pairs-list li').length === 1")
     assert "pair 1 of 1" in page.inner_text("#pair-title")
 
     page.select_option("#f-modality", "")
     page.select_option("#f-author", "cat")
     page.wait_for_selector(f".pair[data-edit='{edits['cat'].pk}']")
-    page.wait_for_function("document.querySelectorAll('.pairs-list li').length === 1")
+    page.wait_for_function("() => document.querySelectorAll('.pairs-list li').length === 1")
     pending = page.locator(".pair-models tr.pending")
     assert pending.count() == len(evqa.models)
     assert all(t.endswith("scoring…") for t in pending.all_inner_texts())
     page.select_option("#f-author", "")
     page.select_option("#f-status", "verified")
     page.wait_for_selector(f".pair[data-edit='{text_edit.pk}']")
-    page.wait_for_function("document.querySelectorAll('.pairs-list li').length === 1")
+    page.wait_for_function("() => document.querySelectorAll('.pairs-list li').length === 1")
     fooled = [
         int(k)
         for k, v in text_edit.scores.items()
@@ -261,7 +261,7 @@ def test_pairs_diff_outline_filters_keys_and_links(page: Any, evqa: Any) -> None
     if fooled:
         page.select_option("#f-fooled", str(fooled[0]))
         page.wait_for_selector(f".pair[data-edit='{text_edit.pk}']")
-        page.wait_for_function("document.querySelectorAll('.pairs-list li').length === 1")
+        page.wait_for_function("() => document.querySelectorAll('.pairs-list li').length === 1")
         assert page.locator(".pair-models tr.is-fooled").count() >= 1
     page.select_option("#f-fooled", "")
     page.select_option("#f-target_label", "circle")

@@ -28,7 +28,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 def _settings_loaded(page: Any) -> None:
     page.wait_for_selector("#lifecycle-actions button, #lifecycle-leases:not(:empty)")
-    page.wait_for_function("document.getElementById('f-name').value !== ''")
+    page.wait_for_function("() => document.getElementById('f-name').value !== ''")
 
 
 def test_create_a_campaign_from_the_form_over_an_imported_dataset(
@@ -141,7 +141,7 @@ def test_pool_by_split_and_a_seeded_sample_and_gold_items(page: Any, transaction
     page.fill("#pool-limit", "8")
     page.fill("#pool-seed", "42")
     page.click("#pool-add")
-    page.wait_for_function("document.getElementById('pool-count').textContent === '8'")
+    page.wait_for_function("() => document.getElementById('pool-count').textContent === '8'")
     in_pool = set(
         CampaignExample.objects.filter(campaign=campaign).values_list(
             "example__external_id", "example__split"
@@ -166,7 +166,7 @@ def test_pool_by_split_and_a_seeded_sample_and_gold_items(page: Any, transaction
     )
     page.click("#pool-add")
     page.wait_for_function(
-        f"document.getElementById('pool-count').textContent === '{len(before | books)}'"
+        f"() => document.getElementById('pool-count').textContent === '{len(before | books)}'"
     )
     assert (
         set(CampaignExample.objects.filter(campaign=campaign).values_list("example_id", flat=True))
@@ -257,7 +257,7 @@ def test_the_preview_shows_the_annotator_page_and_writes_nothing(
     page.click("#step-edit button.primary")
     page.wait_for_selector(".toast:has-text('Preview: nothing was submitted')")
     page.click("#preview-next")
-    page.wait_for_function(f"document.getElementById('preview-nav').innerText !== {first!r}")
+    page.wait_for_function(f"() => document.getElementById('preview-nav').innerText !== {first!r}")
     assert (
         Assignment.objects.count(),
         Annotation.objects.count(),
