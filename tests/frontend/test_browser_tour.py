@@ -107,6 +107,7 @@ def test_quick_tour(
     page.click("#crowd-form button[type=submit]")
     page.wait_for_selector(".crowd-link")
     study_url = page.input_value(".crowd-link .copy-source")
+    assert "(1 person per item)" in page.inner_text("#rules-form")
     page.screenshot(path=str(shot(page, "tour-04-people")), full_page=True)
 
     # 5. The dashboard, open while they work.
@@ -132,6 +133,9 @@ def test_quick_tour(
     a.click("form button[type=submit]")
     a.wait_for_url(f"**/campaigns/{campaign.pk}/annotate/")
     a.wait_for_selector(".ws[data-assignment]")
+    a.wait_for_function(
+        "() => [...document.querySelectorAll('.img-stage img')].some(i => i.naturalWidth > 0)"
+    )
     shot(a, "tour-07-annotate")
     done_a = annotate_with_text_edit(a)
     assert done_a.annotator.username == "ada"
@@ -166,7 +170,7 @@ def test_quick_tour(
     edits = list(CounterfactualEdit.objects.filter(campaign=campaign))
     assert len(edits) == 2
     page.click(".manage-tabs a:has-text('Pairs')")
-    page.wait_for_selector(".pair[data-edit]")
+    page.wait_for_selector(".pair[data-edit] .side-original canvas")
     shot(page, "tour-10-pairs")
 
     # 10. Export as Parquet, download, load.
