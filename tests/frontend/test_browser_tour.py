@@ -3,11 +3,15 @@ imported beforehand, a manager creates a campaign from the browser, fills its po
 it, invites annotator A by e-mail and B through a Prolific study link; A signs up from the
 mail and annotates, B annotates and finishes with the completion code; the manager watches
 the dashboard count grow without a reload, reads the pair in the viewer, and downloads a
-Parquet export that loads in `datasets` and pandas. Screenshots: artifacts/screenshots/tour-*."""
+Parquet export (run by a real `celery worker`) that loads in `datasets` and pandas. Screenshots: artifacts/screenshots/tour-*."""
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
+import uuid
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -16,7 +20,7 @@ import pytest
 from playwright.sync_api import expect
 
 from annotation.models import Assignment, Campaign, CounterfactualEdit, CrowdWorker, Job
-from annotation.tasks import export_run
+from tests.annotation.test_celery_worker import _database_url, _forget_queue, _stop_worker
 from tests.factories import UserFactory
 from tests.frontend.conftest import VIEWPORT, login, shot
 
@@ -47,6 +51,28 @@ def annotate_with_text_edit(page: Any) -> Assignment:
     return Assignment.objects.get(pk=int(ident))  # type: ignore[arg-type]
 
 
+def start_worker(queue: str, log: Path, media_root: str) -> subprocess.Popen[bytes]:
+    """A real `celery worker` on the broker this process sends to (the embedded filesystem
+    transport, or Redis when CELERY_BROKER_URL says so), reading the test database."""
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "counterpoint.settings_test",
+        "DATABASE_URL": _database_url(),
+        "MEDIA_ROOT": media_root,
+        "CELERY_TASK_ALWAYS_EAGER": "0",
+    }
+    cmd = [
+        str(Path(sys.executable).with_name("celery")),
+        "-A", "counterpoint", "worker", "-Q", queue,
+        "--pool", "solo", "--concurrency", "1",
+        "--without-gossip", "--without-mingle", "--without-heartbeat",
+        "--hostname", f"{queue}@localhost", "--loglevel", "INFO",
+    ]  # fmt: skip
+    root = Path(__file__).resolve().parents[2]
+    with log.open("wb") as out:
+        return subprocess.Popen(cmd, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+
 def test_quick_tour(
     page: Any, browser: Any, live_server: Any, transactional_db: Any, settings: Any, tmp_path: Path
 ) -> None:
@@ -58,6 +84,9 @@ def test_quick_tour(
     settings.EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
     settings.EMAIL_FILE_PATH = str(tmp_path / "mail")
     settings.DASHBOARD_CACHE_SECONDS = 0  # the count must follow each submit, not a cache
+    # Every job of this test (edit scoring, the export) goes to a queue only its worker reads.
+    queue = f"test-tour-{uuid.uuid4().hex[:12]}"
+    settings.JOBS_QUEUE_OVERRIDE = queue
     # Imported beforehand, as `manage.py import_dataset easyvqa` does for a researcher.
     dataset = easyvqa_import(split="test", limit=12, seed=0).dataset
     UserFactory(username="rita", is_staff=True)  # the operator (`manager` in `make demo`)
@@ -173,15 +202,23 @@ def test_quick_tour(
     page.wait_for_selector(".pair[data-edit] .side-original canvas")
     shot(page, "tour-10-pairs")
 
-    # 10. Export as Parquet, download, load.
-    page.click(".manage-tabs a:has-text('Exports')")
-    page.check("input[name=format][value=parquet]")
-    page.click("#export-start")
-    page.locator("#exports-table tbody tr").first.wait_for()
-    job = Job.objects.get(kind=Job.Kind.EXPORT, campaign=campaign)
-    export_run(job.pk)  # what the io worker does with the message the POST sent
-    row = f"tr[data-export-id='{job.pk}']"
-    page.wait_for_selector(f"{row}[data-status=succeeded]")
+    # 10. Export as Parquet on a real worker, download, load.
+    log = tmp_path / "worker.log"
+    worker_proc = start_worker(queue, log, str(settings.MEDIA_ROOT))
+    try:
+        page.click(".manage-tabs a:has-text('Exports')")
+        page.check("input[name=format][value=parquet]")
+        page.click("#export-start")
+        page.locator("#exports-table tbody tr").first.wait_for()
+        job = Job.objects.get(kind=Job.Kind.EXPORT, campaign=campaign)
+        row = f"tr[data-export-id='{job.pk}']"
+        try:
+            page.wait_for_selector(f"{row}[data-status=succeeded]", timeout=120_000)
+        except Exception:
+            pytest.fail(f"the export did not finish; worker log:\n{log.read_text()[-3000:]}")
+    finally:
+        _stop_worker(worker_proc)
+        _forget_queue(queue)
     shot(page, "tour-11-export-done")
     with page.expect_download() as info:
         page.click(f"{row} a.export-download")
