@@ -3,7 +3,8 @@ imported beforehand, a manager creates a campaign from the browser, fills its po
 it, invites annotator A by e-mail and B through a Prolific study link; A signs up from the
 mail and annotates, B annotates and finishes with the completion code; the manager watches
 the dashboard count grow without a reload, reads the pair in the viewer, and downloads a
-Parquet export (run by a real `celery worker`) that loads in `datasets` and pandas. Screenshots: artifacts/screenshots/tour-*."""
+Parquet export (run by a real `celery worker`) that loads in `datasets` and pandas.
+Screenshots: artifacts/screenshots/tour-*."""
 
 from __future__ import annotations
 
