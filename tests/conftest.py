@@ -39,6 +39,18 @@ def _fresh_redis_cache() -> Iterator[None]:
     yield
 
 
+@pytest.fixture
+def exact_queries(django_assert_num_queries):  # type: ignore[no-untyped-def]
+    """Exact query pins (never upper bounds). `postgres=` where PostgreSQL runs a path in fewer
+    statements (the lease and the submit are single SQL statements there)."""
+
+    def pin(sqlite: int, *, postgres: int | None = None):  # type: ignore[no-untyped-def]
+        use_pg = postgres is not None and settings.DATABASE_IS_POSTGRES
+        return django_assert_num_queries(postgres if use_pg else sqlite)
+
+    return pin
+
+
 def requires_postgres() -> pytest.MarkDecorator:
     return pytest.mark.skipif(
         not settings.DATABASE_IS_POSTGRES,

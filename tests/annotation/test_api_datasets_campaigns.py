@@ -161,14 +161,12 @@ def test_campaign_add_examples_is_idempotent_and_seeded(api, manager, campaign, 
     assert sorted(rank for _, rank in first) == list(range(6))
 
 
-def test_list_campaigns_query_count_is_flat(
-    api, manager, campaign, dataset, django_assert_max_num_queries
-):
+def test_list_campaigns_query_count_is_flat(api, manager, campaign, dataset, exact_queries):
     from tests.factories import CampaignFactory, MembershipFactory
 
     for _ in range(5):
         MembershipFactory(campaign=CampaignFactory(dataset=dataset), user=manager, role="manager")
-    with django_assert_max_num_queries(6):
+    with exact_queries(3):
         r = api(manager).get("/api/v1/campaigns/")
     assert r.json()["count"] == 6
 

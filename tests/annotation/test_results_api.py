@@ -43,7 +43,7 @@ def _work(campaign, annotators, validator):  # type: ignore[no-untyped-def]
     assert r.status_code == 201, r.content
 
 
-def test_manager_reads_annotations_edits_and_progress(django_assert_max_num_queries):
+def test_manager_reads_annotations_edits_and_progress(exact_queries):
     campaign = text_campaign(4, redundancy=2, validations_required=1, validations_to_verify=1)
     manager = member(campaign, "mia-manager", Membership.Role.MANAGER)
     annotators = add_annotators(campaign, 3)
@@ -51,7 +51,7 @@ def test_manager_reads_annotations_edits_and_progress(django_assert_max_num_quer
     _work(campaign, annotators, validator)
     client = client_for(manager)
 
-    with django_assert_max_num_queries(6):
+    with exact_queries(3):
         r = client.get(f"/api/v1/campaigns/{campaign.pk}/annotations/")
     assert r.status_code == 200
     body = r.json()
@@ -64,7 +64,7 @@ def test_manager_reads_annotations_edits_and_progress(django_assert_max_num_quer
     )
     assert r.json()["count"] == 1
 
-    with django_assert_max_num_queries(8):
+    with exact_queries(7):
         r = client.get(f"/api/v1/campaigns/{campaign.pk}/edits/")
     edits = r.json()["results"]
     assert len(edits) == 3
