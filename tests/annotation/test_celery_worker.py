@@ -29,13 +29,16 @@ BROKER = os.environ.get("CELERY_BROKER_URL", "")
 ROOT = Path(__file__).resolve().parents[2]
 JOB_TIMEOUT_S = 120
 
-pytestmark = [
+# Every real-worker test module uses these marks: a worker needs a broker other processes
+# can reach, and the embedded filesystem one is per checkout.
+REAL_WORKER_MARKS = [
     pytest.mark.skipif(
         not BROKER.startswith("redis://"),
         reason="needs a Redis broker: set CELERY_BROKER_URL=redis://127.0.0.1:6379/0 (CI does)",
     ),
     pytest.mark.slow,
 ]
+pytestmark = REAL_WORKER_MARKS
 
 
 def _database_url() -> str:

@@ -19,7 +19,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from annotation.models import Example, Job
 from tests.annotation.test_celery_worker import (
-    BROKER,
+    REAL_WORKER_MARKS,
     _forget_queue,
     _start_worker,
     _stop_worker,
@@ -30,13 +30,7 @@ from tests.factories import CampaignFactory, MembershipFactory, UserFactory
 LINES = 40_000
 LEASE_S = 3
 
-pytestmark = [
-    pytest.mark.skipif(
-        not BROKER.startswith("redis://"),
-        reason="needs a Redis broker: set CELERY_BROKER_URL=redis://127.0.0.1:6379/0 (CI does)",
-    ),
-    pytest.mark.slow,
-]
+pytestmark = REAL_WORKER_MARKS
 
 
 @pytest.mark.django_db(transaction=True)

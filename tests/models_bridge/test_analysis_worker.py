@@ -3,7 +3,6 @@ processes on Redis: the EMAP row blocks are spread over them and combined once."
 
 from __future__ import annotations
 
-import os
 import uuid
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from models_bridge.analysis.methods import emap_setup, emap_stream
 from models_bridge.models import AnalysisBlock, AnalysisResult
 from models_bridge.services.registry import model_register
 from tests.annotation.test_celery_worker import (
+    REAL_WORKER_MARKS,
     _forget_queue,
     _start_worker,
     _stop_worker,
@@ -24,13 +24,7 @@ from tests.annotation.test_celery_worker import (
 )
 from tests.conftest import client_for
 
-pytestmark = [
-    pytest.mark.skipif(
-        not os.environ.get("CELERY_BROKER_URL", "").startswith("redis://"),
-        reason="needs a Redis broker: set CELERY_BROKER_URL=redis://127.0.0.1:6379/0 (CI does)",
-    ),
-    pytest.mark.slow,
-]
+pytestmark = REAL_WORKER_MARKS
 
 
 @pytest.mark.django_db(transaction=True)
