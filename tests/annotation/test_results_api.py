@@ -6,41 +6,11 @@ from __future__ import annotations
 import pytest
 
 from annotation.models import Membership
-from tests.annotation.annotator_helpers import add_annotators, annotate_body, member, text_campaign
+from tests.annotation.annotator_helpers import add_annotators, member, text_campaign
+from tests.annotation.export_helpers import do_work
 from tests.conftest import client_for
 
 pytestmark = pytest.mark.django_db
-
-
-def _work(campaign, annotators, validator):  # type: ignore[no-untyped-def]
-    for user in annotators:
-        client = client_for(user)
-        task = client.post(
-            f"/api/v1/campaigns/{campaign.pk}/lease/", {"kind": "annotate"}, format="json"
-        ).json()
-        # A scored draft, through live scoring (the campaign has no models: an empty score).
-        scored = client.post(
-            "/api/v1/score/",
-            {"assignment": task["assignment"]["id"], "modality": "text", "value": "draft"},
-            format="json",
-        )
-        assert scored.status_code == 200, scored.content
-        r = client.post(
-            f"/api/v1/assignments/{task['assignment']['id']}/submit/",
-            annotate_body(task),
-            format="json",
-        )
-        assert r.status_code == 201, r.content
-    vclient = client_for(validator)
-    task = vclient.post(
-        f"/api/v1/campaigns/{campaign.pk}/lease/", {"kind": "validate"}, format="json"
-    ).json()
-    r = vclient.post(
-        f"/api/v1/assignments/{task['assignment']['id']}/submit/",
-        {"idempotency_key": "v-1", "label": "yes", "broken": False},
-        format="json",
-    )
-    assert r.status_code == 201, r.content
 
 
 def test_manager_reads_annotations_edits_and_progress(exact_queries):
@@ -48,7 +18,7 @@ def test_manager_reads_annotations_edits_and_progress(exact_queries):
     manager = member(campaign, "mia-manager", Membership.Role.MANAGER)
     annotators = add_annotators(campaign, 3)
     validator = member(campaign, "val-validator", Membership.Role.VALIDATOR)
-    _work(campaign, annotators, validator)
+    do_work(campaign, annotators, validator)
     client = client_for(manager)
 
     with exact_queries(3):
