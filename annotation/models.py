@@ -201,6 +201,9 @@ class CampaignExample(models.Model):
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="items")
     example = models.ForeignKey(Example, on_delete=models.CASCADE, related_name="campaign_items")
     is_gold = models.BooleanField(default=False)
+    # A gold item's answer when the manager gave one (any example, labelled or not); empty:
+    # the example's own label. Read only through selectors.gold_answer (the one rule).
+    gold_answer = models.CharField(max_length=200, blank=True, default="")
     # A stable per-campaign random rank (seeded) so leasing order is reproducible.
     rank = models.PositiveIntegerField(default=0)
     completed = models.PositiveIntegerField(default=0)
@@ -210,6 +213,11 @@ class CampaignExample(models.Model):
         ordering = ["campaign_id", "rank", "id"]
         constraints = [
             models.UniqueConstraint(fields=["campaign", "example"], name="campaign_example_unique"),
+            # An answer belongs to a gold item: unmarking one clears it.
+            models.CheckConstraint(
+                condition=Q(gold_answer="") | Q(is_gold=True),
+                name="campaign_example_answer_only_gold",
+            ),
         ]
         indexes = [
             models.Index(fields=["campaign", "completed", "rank"], name="campaign_item_pool"),
@@ -242,6 +250,9 @@ class Membership(models.Model):
     # A deactivated member keeps the row (and all their work) but the access helper no
     # longer sees the role: no leases, no pages of the campaign.
     active = models.BooleanField(default=True)
+    # This annotator's own task cap (submitted annotate tasks); None: the campaign's
+    # task_cap applies (policy.effective_task_cap decides).
+    task_cap = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -249,6 +260,10 @@ class Membership(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["campaign", "user", "role"], name="membership_unique_role"
+            ),
+            models.CheckConstraint(
+                condition=Q(task_cap__isnull=True) | Q(task_cap__gte=1),
+                name="membership_task_cap_positive",
             ),
         ]
 

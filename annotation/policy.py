@@ -119,6 +119,12 @@ def gold_preferences(*, want: bool | None, gold_only: bool = False) -> list[bool
     return [want, not want] if want is not None else [None]
 
 
+def effective_task_cap(*, campaign_cap: int | None, member_cap: int | None) -> int | None:
+    """The task cap that holds for one annotator: their own (a manager set it on their
+    membership, above or below the campaign's), otherwise the campaign's; None: no cap."""
+    return member_cap if member_cap is not None else campaign_cap
+
+
 SCREENING_OFF = "off"
 SCREENING_PENDING = "pending"
 SCREENING_PASSED = "passed"

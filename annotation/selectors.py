@@ -11,7 +11,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Count, QuerySet
+from django.db.models import CharField, Count, F, OuterRef, QuerySet, Subquery, Value
+from django.db.models.expressions import Combinable
+from django.db.models.functions import Coalesce, NullIf
 
 from annotation import policy
 from annotation.markdown import instructions_html
@@ -29,6 +31,31 @@ from annotation.models import (
 
 ANNOTATE = Assignment.Kind.ANNOTATE
 VALIDATE = Assignment.Kind.VALIDATE
+
+
+def gold_answer(pool_row: str = "") -> Combinable:
+    """THE rule of a gold item's answer, as an expression on a CampaignExample row (`pool_row`
+    is the lookup prefix to one, e.g. "items__"): the answer the manager gave when adding it,
+    otherwise its example's label (NULL when neither: no answer, not a usable gold item).
+    Gold accuracy, the screening, the dashboard and the pool page all read this."""
+    return Coalesce(
+        NullIf(F(f"{pool_row}gold_answer"), Value("")),
+        F(f"{pool_row}example__label"),
+        output_field=CharField(),
+    )
+
+
+def gold_answer_of_annotation() -> Subquery:
+    """gold_answer() of the pool row an Annotation (or Assignment) row was made on, as a
+    correlated subquery (one row by the pool's (campaign, example) unique index)."""
+    return Subquery(
+        CampaignExample.objects.filter(
+            campaign_id=OuterRef("campaign_id"), example_id=OuterRef("example_id")
+        )
+        .annotate(answer=gold_answer())
+        .values("answer")[:1],
+        output_field=CharField(),
+    )
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from annotation.models import (
     CounterfactualEdit,
     Membership,
 )
+from annotation.selectors import gold_answer
 
 CHARTS = ("throughput", "annotators", "labels", "minimality", "flips", "models")
 MINIMALITY_BINS = 20
@@ -167,10 +168,11 @@ def campaign_dashboard(*, campaign: Campaign) -> dict[str, Any]:
         .iterator(chunk_size=20_000)
     )
     gold: dict[Hashable, str] = {
-        e: str(lab)
-        for e, lab in CampaignExample.objects.filter(campaign=campaign, is_gold=True)
-        .exclude(example__label=None)
-        .values_list("example_id", "example__label")
+        e: str(answer)
+        for e, answer in CampaignExample.objects.filter(campaign=campaign, is_gold=True)
+        .annotate(answer=gold_answer())
+        .exclude(answer=None)
+        .values_list("example_id", "answer")
     }
     hourly = list(
         Annotation.objects.filter(campaign=campaign)

@@ -24,7 +24,7 @@ from annotation.models import (
     Membership,
     Validation,
 )
-from annotation.selectors import campaign_block, values_payload
+from annotation.selectors import campaign_block, gold_answer, values_payload
 from annotation.services.lifecycle import lifecycle_effects
 from annotation.services.pool import rank_inputs
 from counterpoint.errors import NotFound, ValidationFailed
@@ -113,8 +113,9 @@ def pool_summary(*, campaign: Campaign) -> dict[str, Any]:
     )
     gold = list(
         pool.filter(is_gold=True)
+        .annotate(answer=gold_answer())
         .order_by("example_id")
-        .values_list("example_id", "example__external_id", "example__label")
+        .values_list("example_id", "example__external_id", "answer", "gold_answer")
     )
     examples = Example.objects.filter(dataset=campaign.dataset)
     splits = dict(examples.values_list("split").annotate(n=Count("id")).order_by("split"))
@@ -131,8 +132,10 @@ def pool_summary(*, campaign: Campaign) -> dict[str, Any]:
         "gold": len(gold),
         "labels": {("" if k is None else k): v for k, v in labels.items()},
         "gold_items": [
-            {"example": ex, "external_id": ext, "answer": label} for ex, ext, label in gold
+            {"example": ex, "external_id": ext, "answer": answer, "answer_given": bool(given)}
+            for ex, ext, answer, given in gold
         ],
+        "label_space": list(campaign.dataset.label_space),
         "task_order": campaign.task_order,
         "unscored": unscored,
         "models": campaign.model_versions.filter(is_active=True).count(),

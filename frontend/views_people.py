@@ -34,8 +34,9 @@ from annotation.services.people import (
     invite_create,
     invite_for_token,
     invite_revoke,
+    membership_task_cap_set,
 )
-from counterpoint.errors import Forbidden, NotFound, ServiceError
+from counterpoint.errors import Forbidden, NotFound, ServiceError, ValidationFailed
 from frontend.views import manage_context
 
 Role = Membership.Role
@@ -104,6 +105,34 @@ def _people_action(request: HttpRequest, context: dict[str, Any]) -> dict[str, A
             screening_pass_mark=(_int_or_none(post.get("screening_pass_percent")) or 0) / 100,
         )
         shown["notice"] = "Task cap and screening saved."
+    elif action == "member_cap":
+        membership = (
+            campaign.memberships.select_related("user")
+            .filter(pk=_int_or_none(post.get("membership")) or 0)
+            .first()
+        )
+        if membership is None:
+            raise NotFound("no such member")
+        raw = (post.get("member_task_cap") or "").strip()
+        cap = _int_or_none(raw)
+        if raw and cap is None:
+            raise ValidationFailed(
+                "A task cap is a whole number of tasks (empty: the campaign's cap).",
+                code="task_cap_invalid",
+            )
+        membership_grant_check(
+            user=request.user,
+            campaign=campaign,
+            role=membership.role,
+            grantee_username=membership.user.username,
+        )
+        membership_task_cap_set(membership=membership, task_cap=cap)
+        name = membership.user.username
+        shown["notice"] = (
+            f"{name} may do at most {cap} task{'' if cap == 1 else 's'}."
+            if cap is not None
+            else f"{name} follows the campaign's task cap again."
+        )
     elif action in ("deactivate", "activate", "remove"):
         membership = (
             campaign.memberships.select_related("user")

@@ -23,6 +23,7 @@ from annotation.services.people import (
     crowd_link_update,
     invite_create,
     invite_revoke,
+    membership_task_cap_set,
 )
 from counterpoint.errors import NotFound, ValidationFailed
 
@@ -96,6 +97,7 @@ _PERSON = inline_serializer(
         "annotations_done": serializers.IntegerField(),
         "validations_done": serializers.IntegerField(),
         "task_cap": serializers.IntegerField(allow_null=True),
+        "own_task_cap": serializers.IntegerField(allow_null=True),
         "screening": serializers.CharField(),
         "crowd": serializers.DictField(allow_null=True),
     },
@@ -178,7 +180,13 @@ class PeopleView(APIView):
 
 class PersonView(APIView):
     @extend_schema(
-        request=inline_serializer("PersonUpdate", {"active": serializers.BooleanField()}),
+        request=inline_serializer(
+            "PersonUpdate",
+            {
+                "active": serializers.BooleanField(required=False),
+                "task_cap": serializers.IntegerField(allow_null=True, required=False),
+            },
+        ),
         responses=_PERSON,
     )
     def patch(self, request: Request, campaign_id: int, membership_id: int) -> Response:
@@ -186,9 +194,19 @@ class PersonView(APIView):
         membership = campaign.memberships.select_related("user").filter(pk=membership_id).first()
         if membership is None:
             raise NotFound(f"membership {membership_id} is not in campaign {campaign_id}")
-        active = _body(request).get("active")
+        body = _body(request)
+        if "active" not in body and "task_cap" not in body:
+            raise ValidationFailed("give active or task_cap", code="body_invalid")
+        active = body.get("active", membership.active)
         if not isinstance(active, bool):
             raise ValidationFailed("active is true or false", code="body_invalid")
+        cap = body.get("task_cap")
+        if (
+            "task_cap" in body
+            and cap is not None
+            and (not isinstance(cap, int) or isinstance(cap, bool))
+        ):
+            raise ValidationFailed("task_cap is a whole number or null", code="task_cap_invalid")
         membership_grant_check(
             user=request.user,
             campaign=campaign,
@@ -196,7 +214,10 @@ class PersonView(APIView):
             grantee_username=membership.user.username,
             removing=not active,
         )
-        membership_set_active(membership=membership, active=active)
+        if "task_cap" in body:
+            membership_task_cap_set(membership=membership, task_cap=cap)
+        if "active" in body:
+            membership_set_active(membership=membership, active=active)
         row = next(r for r in people_rows(campaign=campaign) if r["id"] == membership.pk)
         return Response(row)
 

@@ -107,6 +107,7 @@ class GoldView(APIView):
             {
                 "example_ids": serializers.ListField(child=serializers.IntegerField()),
                 "is_gold": serializers.BooleanField(default=True),
+                "answer": serializers.CharField(required=False),
             },
         ),
         responses={200: dict},
@@ -122,7 +123,15 @@ class GoldView(APIView):
         is_gold = data.get("is_gold", True)
         if not isinstance(is_gold, bool):
             raise ValidationFailed("is_gold must be true or false", code="gold_items")
-        changed = campaign_gold_set(campaign=campaign, example_ids=ids, is_gold=is_gold)
+        answer = data.get("answer")
+        if answer is not None and (not isinstance(answer, str) or not is_gold):
+            raise ValidationFailed(
+                "answer is a label of the label space, given when making items gold",
+                code="gold_items",
+            )
+        changed = campaign_gold_set(
+            campaign=campaign, example_ids=ids, is_gold=is_gold, answer=answer
+        )
         return Response({"changed": changed, **pool_summary(campaign=campaign)})
 
 

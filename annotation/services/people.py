@@ -342,6 +342,25 @@ def crowd_finish(*, worker: CrowdWorker) -> CrowdEnd:
 # --- people rules ---------------------------------------------------------------------------
 
 
+def _checked_cap(task_cap: Any) -> int | None:
+    if task_cap is not None and not 1 <= int(task_cap) <= 1_000_000:
+        raise ValidationFailed("the task cap is 1 to 1,000,000 or none", code="task_cap_invalid")
+    return None if task_cap is None else int(task_cap)
+
+
+def membership_task_cap_set(*, membership: Membership, task_cap: int | None) -> Membership:
+    """One annotator's own task cap (None: the campaign's applies again); it may be above or
+    below the campaign's. Applies to their next lease; an open lease and past work stay."""
+    if membership.role != Membership.Role.ANNOTATOR:
+        raise ValidationFailed(
+            f"a task cap is for annotators: this member has the {membership.role} role here",
+            code="task_cap_role",
+        )
+    membership.task_cap = _checked_cap(task_cap)
+    membership.save(update_fields=["task_cap"])
+    return membership
+
+
 def campaign_people_rules_set(
     *,
     campaign: Campaign,
@@ -353,11 +372,7 @@ def campaign_people_rules_set(
     fraction 0-1). Applies to the next lease; what was done stays."""
     changed = []
     if task_cap is not ...:
-        if task_cap is not None and not 1 <= int(task_cap) <= 1_000_000:
-            raise ValidationFailed(
-                "the task cap is 1 to 1,000,000 or none", code="task_cap_invalid"
-            )
-        campaign.task_cap = task_cap
+        campaign.task_cap = _checked_cap(task_cap)
         changed.append("task_cap")
     if screening_items is not None:
         if not 0 <= int(screening_items) <= 1000:

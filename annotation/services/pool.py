@@ -1,4 +1,5 @@
-"""Pool writes of campaign setup: the task order (the pool's `rank`) and gold items.
+"""Pool writes of campaign setup: the task order (the pool's `rank`) and gold items with
+their answers.
 
 The lease paths (services.assignments, SQL and ORM) read only `rank`, so any task order is
 applied here, by rewriting the ranks with policy.pool_ranks, and both paths follow it
@@ -67,27 +68,45 @@ def campaign_pool_rank(*, campaign: Campaign) -> PoolRankResult:
 
 
 def campaign_gold_set(
-    *, campaign: Campaign, example_ids: Iterable[int], is_gold: bool = True
+    *,
+    campaign: Campaign,
+    example_ids: Iterable[int],
+    is_gold: bool = True,
+    answer: str | None = None,
 ) -> int:
-    """Mark pool examples as gold items (or unmark them). A gold item's answer is its
-    example's label, so an example without one cannot be gold. Returns the rows changed."""
+    """Mark pool examples as gold items (or unmark them, which drops their answers). A gold
+    item's answer (selectors.gold_answer) is `answer` when given, which must be in the
+    dataset's label space; without one, an answer set earlier stays and otherwise the
+    example's own label is the answer, so an unlabelled example needs one. Returns the rows
+    changed."""
     ids = sorted({int(i) for i in example_ids})
-    rows = dict(
-        CampaignExample.objects.filter(campaign=campaign, example_id__in=ids).values_list(
-            "example_id", "example__label"
-        )
-    )
+    rows = {
+        ex: (label, given)
+        for ex, label, given in CampaignExample.objects.filter(
+            campaign=campaign, example_id__in=ids
+        ).values_list("example_id", "example__label", "gold_answer")
+    }
     missing = [i for i in ids if i not in rows]
     if missing:
         raise ValidationFailed(
             f"examples {missing[:10]} are not in the campaign's pool", code="gold_not_in_pool"
         )
-    unlabelled = [i for i in ids if not rows[i]]
-    if is_gold and unlabelled:
+    pool = CampaignExample.objects.filter(campaign=campaign, example_id__in=ids)
+    if not is_gold:
+        return pool.update(is_gold=False, gold_answer="")
+    if answer is not None:
+        labels = list(campaign.dataset.label_space)
+        if answer not in labels:
+            raise ValidationFailed(
+                f"the answer {answer!r} is not in the label space {labels}",
+                code="gold_answer_not_in_label_space",
+                details={"label_space": labels},
+            )
+        return pool.update(is_gold=True, gold_answer=answer)
+    unanswered = [i for i in ids if not rows[i][0] and not rows[i][1]]
+    if unanswered:
         raise ValidationFailed(
-            f"examples {unlabelled[:10]} have no label: a gold item's answer is its label",
-            code="gold_needs_label",
+            f"examples {unanswered[:10]} have no label: give the gold answer for them",
+            code="gold_needs_answer",
         )
-    return CampaignExample.objects.filter(campaign=campaign, example_id__in=ids).update(
-        is_gold=is_gold
-    )
+    return pool.update(is_gold=True)

@@ -81,7 +81,8 @@ def test_task_cap_refuses_with_a_named_code() -> None:
     with pytest.raises(Conflict) as exc:
         lease(campaign, ana)
     assert exc.value.code == "task_cap_reached"
-    assert exc.value.details == {"cap": 2, "done": 2}
+    assert exc.value.details == {"cap": 2, "done": 2, "source": "campaign"}
+    assert "this campaign allows per person" in exc.value.message
     # Nothing was leased by the refused call.
     assert Assignment.objects.filter(annotator=ana).count() == 2
     # Lifting the cap lets them go on.
@@ -135,15 +136,19 @@ def test_screening_failed_ends_work_and_stops_at_gold_only() -> None:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_both_rules_add_no_query_when_off(django_assert_num_queries) -> None:  # type: ignore[no-untyped-def]
+def test_rules_cost_one_query_for_the_cap_and_one_for_the_screening(
+    django_assert_num_queries,
+) -> None:  # type: ignore[no-untyped-def]
     from annotation.selectors_people import annotator_standing
 
     campaign = label_campaign(2)
-    with django_assert_num_queries(0):
-        annotator_standing(campaign=campaign, annotator_id=1)
+    ana = member(campaign, "rules-q")
+    # The cap query runs always (the member may have their own cap); no count without a cap.
+    with django_assert_num_queries(1):
+        assert annotator_standing(campaign=campaign, annotator_id=ana.pk).done is None
     campaign_people_rules_set(campaign=campaign, task_cap=3, screening_items=2)
     with django_assert_num_queries(2):
-        annotator_standing(campaign=campaign, annotator_id=1)
+        annotator_standing(campaign=campaign, annotator_id=ana.pk)
 
 
 # --- remove and deactivate ------------------------------------------------------------------
@@ -408,3 +413,141 @@ def test_people_list_query_count_is_fixed(team, extra, django_assert_num_queries
         client.get(f"/api/v1/campaigns/{campaign.pk}/crowd-links/")
     with django_assert_num_queries(2):
         client.get(f"/api/v1/campaigns/{campaign.pk}/invites/")
+
+
+# --- gold answers given by the manager, per-annotator caps, Finish mid-task ------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_screening_people_rows_and_dashboard_read_the_managers_gold_answer() -> None:
+    from annotation.selectors_dashboard import campaign_dashboard
+    from annotation.selectors_people import people_rows
+    from annotation.services.pool import campaign_gold_set
+
+    campaign = label_campaign(8, redundancy=3, gold=lambda i: i < 2)
+    campaign_people_rules_set(campaign=campaign, screening_items=2, screening_pass_mark=0.5)
+    # The manager's answers are the opposite of the examples' labels.
+    for item in CampaignExample.objects.filter(campaign=campaign, is_gold=True):
+        flipped = "no" if item.example.label == "yes" else "yes"
+        campaign_gold_set(campaign=campaign, example_ids=[item.example_id], answer=flipped)
+    answers = dict(
+        CampaignExample.objects.filter(campaign=campaign, is_gold=True).values_list(
+            "example_id", "gold_answer"
+        )
+    )
+    right, wrong = member(campaign, "gold-right"), member(campaign, "gold-wrong")
+    for _ in range(2):
+        a = lease(campaign, right)
+        assert a.is_gold
+        submit(a, label=answers[a.example_id])  # the manager's answer, not the label
+        b = lease(campaign, wrong)
+        submit(b, label=b.example.label)  # the example's label: wrong here
+    assert not lease(campaign, right).is_gold  # passed: real tasks now
+    with pytest.raises(Conflict) as exc:
+        lease(campaign, wrong)
+    assert exc.value.code == "screening_failed"
+    rows = {r["username"]: r for r in people_rows(campaign=campaign)}
+    assert (rows["gold-right"]["screening"], rows["gold-wrong"]["screening"]) == (
+        "passed",
+        "failed",
+    )
+    table = {r["annotator"]: r for r in campaign_dashboard(campaign=campaign)["annotators"]}
+    assert table["gold-right"]["gold_accuracy"] == 1.0
+    assert table["gold-wrong"]["gold_accuracy"] == 0.0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_members_own_cap_wins_over_the_campaigns() -> None:
+    from annotation.services.people import membership_task_cap_set
+
+    campaign = label_campaign(8, redundancy=3)
+    campaign_people_rules_set(campaign=campaign, task_cap=2)
+    low, high, plain = (member(campaign, n) for n in ("cap-low", "cap-high", "cap-plain"))
+    memberships = {m.user_id: m for m in Membership.objects.filter(campaign=campaign)}
+    membership_task_cap_set(membership=memberships[low.pk], task_cap=1)
+    membership_task_cap_set(membership=memberships[high.pk], task_cap=4)
+    for user, cap, source in ((low, 1, "member"), (high, 4, "member"), (plain, 2, "campaign")):
+        for _ in range(cap):
+            submit(lease(campaign, user))
+        with pytest.raises(Conflict) as exc:
+            lease(campaign, user)
+        assert exc.value.code == "task_cap_reached"
+        assert exc.value.details == {"cap": cap, "done": cap, "source": source}
+    # Cleared: the campaign's cap (2) holds again, which `high` is past already; without a
+    # campaign cap, a member's own cap is the only one.
+    membership_task_cap_set(membership=memberships[high.pk], task_cap=None)
+    with pytest.raises(Conflict):
+        lease(campaign, high)
+    campaign_people_rules_set(campaign=campaign, task_cap=None)
+    assert lease(campaign, high) is not None and lease(campaign, plain) is not None
+    with pytest.raises(Conflict) as exc:
+        lease(campaign, low)
+    assert exc.value.details["source"] == "member"
+    assert "1 task set for you" in exc.value.message
+
+
+@pytest.mark.django_db
+def test_member_cap_rules() -> None:
+    from annotation.services.people import membership_task_cap_set
+
+    campaign = label_campaign(2)
+    ana, val = member(campaign, "mc-ana"), member(campaign, "mc-val", "validator")
+    rows = {m.user_id: m for m in Membership.objects.filter(campaign=campaign)}
+    for bad in (0, -1, 1_000_001):
+        with pytest.raises(ValidationFailed) as exc:
+            membership_task_cap_set(membership=rows[ana.pk], task_cap=bad)
+        assert exc.value.code == "task_cap_invalid"
+    with pytest.raises(ValidationFailed) as exc:
+        membership_task_cap_set(membership=rows[val.pk], task_cap=3)
+    assert exc.value.code == "task_cap_role"
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Membership.objects.filter(pk=rows[ana.pk].pk).update(task_cap=0)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_finish_mid_task_gives_the_task_back_at_once() -> None:
+    campaign = label_campaign(1, redundancy=1)
+    link = crowd_link_create(campaign=campaign, created_by=None, completion_code="DONE1")
+    w = crowd_enter(link=link, params={"PROLIFIC_PID": "midtask1"}, address="3.3.3.3")
+    held = lease(campaign, w.user)
+    other = member(campaign, "next-in-line")
+    assert lease(campaign, other) is None  # the only slot is taken
+    end = crowd_finish(worker=w)
+    assert end.code == "DONE1"
+    held.refresh_from_db()
+    assert held.status == Assignment.Status.EXPIRED
+    item = CampaignExample.objects.get(campaign=campaign, example_id=held.example_id)
+    assert (item.in_flight, item.completed) == (0, 0)
+    assert lease(campaign, other).example_id == held.example_id
+
+
+@pytest.mark.django_db
+def test_member_cap_over_rest(team, exact_queries) -> None:  # type: ignore[no-untyped-def]
+    campaign, people = team
+    m = client_for(people["manager"])
+    aid = Membership.objects.get(campaign=campaign, user=people["annotator"], role="annotator").pk
+    vid = Membership.objects.get(campaign=campaign, user=people["validator"]).pk
+    url = f"/api/v1/campaigns/{campaign.pk}/people/{aid}/"
+    # access + membership + save + the people rows (memberships, done, validated, gold)
+    with exact_queries(7):
+        r = m.patch(url, {"task_cap": 3}, format="json")
+    assert r.status_code == 200
+    assert (r.json()["task_cap"], r.json()["own_task_cap"], r.json()["active"]) == (3, 3, True)
+    campaign_people_rules_set(campaign=campaign, task_cap=10)
+    rows = {p["id"]: p for p in m.get(f"/api/v1/campaigns/{campaign.pk}/people/").json()}
+    assert rows[aid]["task_cap"] == 3 and rows[vid]["task_cap"] == 10
+    r = m.patch(url, {"task_cap": None}, format="json")
+    assert (r.json()["task_cap"], r.json()["own_task_cap"]) == (10, None)
+    for body, code in (
+        ({"task_cap": "x"}, "task_cap_invalid"),
+        ({"task_cap": 0}, "task_cap_invalid"),
+        ({"task_cap": True}, "task_cap_invalid"),
+        ({}, "body_invalid"),
+    ):
+        r = m.patch(url, body, format="json")
+        assert r.status_code == 400 and r.json()["error"]["code"] == code, body
+    r = m.patch(f"/api/v1/campaigns/{campaign.pk}/people/{vid}/", {"task_cap": 2}, format="json")
+    assert r.status_code == 400 and r.json()["error"]["code"] == "task_cap_role"
+    r = client_for(people["annotator"]).patch(url, {"task_cap": 50}, format="json")
+    assert r.status_code == 403
+    assert Membership.objects.get(pk=aid).task_cap is None

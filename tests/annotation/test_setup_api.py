@@ -260,15 +260,71 @@ def test_gold_items_take_their_label_as_answer() -> None:
         "example": examples[0].pk,
         "external_id": examples[0].external_id,
         "answer": "yes",
+        "answer_given": False,
     }
+    assert r.json()["label_space"] == ["yes", "no"]
     r = client.post(url, {"example_ids": [examples[19].pk]}, format="json")
-    assert r.status_code == 400 and r.json()["error"]["code"] == "gold_needs_label"
+    assert r.status_code == 400 and r.json()["error"]["code"] == "gold_needs_answer"
     outside = ExampleFactory(dataset=campaign.dataset)
     r = client.post(url, {"example_ids": [outside.pk]}, format="json")
     assert r.status_code == 400 and r.json()["error"]["code"] == "gold_not_in_pool"
     r = client.post(url, {"example_ids": [examples[0].pk], "is_gold": False}, format="json")
     assert r.json()["gold"] == 1
     assert CampaignExample.objects.filter(campaign=campaign, is_gold=True).count() == 1
+
+
+def test_gold_items_with_answers_given_by_the_manager() -> None:
+    campaign, examples, boss = _pool_campaign()
+    campaign_add_examples(campaign=campaign)
+    client = client_for(boss)
+    url = f"/api/v1/campaigns/{campaign.pk}/gold/"
+    unlabelled, labelled = examples[19], examples[0]  # no label; label "yes"
+    # An unlabelled example becomes gold with the answer given; a labelled one's answer
+    # overrides its label.
+    r = client.post(url, {"example_ids": [unlabelled.pk], "answer": "no"}, format="json")
+    assert r.status_code == 200 and r.json()["changed"] == 1
+    r = client.post(url, {"example_ids": [labelled.pk], "answer": "no"}, format="json")
+    items = {g["example"]: g for g in r.json()["gold_items"]}
+    assert items[unlabelled.pk]["answer"] == "no" and items[unlabelled.pk]["answer_given"]
+    assert items[labelled.pk]["answer"] == "no" and items[labelled.pk]["answer_given"]
+    # Marking again without an answer keeps the given one.
+    r = client.post(url, {"example_ids": [unlabelled.pk, labelled.pk]}, format="json")
+    assert r.status_code == 200
+    assert {g["answer"] for g in r.json()["gold_items"]} == {"no"}
+    # An answer outside the label space is refused, nothing written.
+    r = client.post(url, {"example_ids": [examples[1].pk], "answer": "maybe"}, format="json")
+    assert r.status_code == 400
+    assert r.json()["error"]["code"] == "gold_answer_not_in_label_space"
+    for bad in ({"answer": 3}, {"answer": "no", "is_gold": False}):
+        r = client.post(url, {"example_ids": [examples[1].pk], **bad}, format="json")
+        assert r.status_code == 400 and r.json()["error"]["code"] == "gold_items"
+    assert not CampaignExample.objects.get(campaign=campaign, example=examples[1]).is_gold
+    # Unmarking drops the answer; the example's own label is back next time.
+    client.post(url, {"example_ids": [labelled.pk], "is_gold": False}, format="json")
+    row = CampaignExample.objects.get(campaign=campaign, example=labelled)
+    assert (row.is_gold, row.gold_answer) == (False, "")
+    r = client.post(url, {"example_ids": [labelled.pk]}, format="json")
+    assert {g["example"]: g["answer"] for g in r.json()["gold_items"]}[labelled.pk] == "yes"
+    # Only the campaign's managers set gold.
+    (ann,) = add_annotators(campaign, 1)
+    r = client_for(ann).post(url, {"example_ids": [labelled.pk], "answer": "no"}, format="json")
+    assert r.status_code == 403
+
+
+def test_a_gold_answer_belongs_to_a_gold_item_by_constraint() -> None:
+    from django.db import IntegrityError, transaction
+
+    campaign, examples, _ = _pool_campaign()
+    campaign_add_examples(campaign=campaign)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        CampaignExample.objects.filter(campaign=campaign, example=examples[0]).update(
+            gold_answer="no"
+        )
+    # One pool row (and so one answer) per (campaign, example).
+    with pytest.raises(IntegrityError), transaction.atomic():
+        CampaignExample.objects.create(
+            campaign=campaign, example=examples[0], is_gold=True, gold_answer="no"
+        )
 
 
 # --- preview --------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 // A campaign's pool (/manage/campaigns/<id>/pool/): its size, label distribution and task
 // order; add examples by split, label, metadata field (= value) and a seeded random sample
-// (POST campaigns/<id>/examples/); gold items, whose answer is the example's label
-// (POST campaigns/<id>/gold/).
+// (POST campaigns/<id>/examples/); gold items with the answer given here or, without one,
+// the example's label (POST campaigns/<id>/gold/).
 import { api } from "./api.js";
 import { el, clear } from "./util.js";
 import { toast } from "./common_ui.js";
@@ -52,9 +52,15 @@ function render(s) {
   const keep = meta.value;
   clear(meta).append(el("option", { value: "" }, "none"), ...s.dataset.metadata_fields.map((f) => el("option", { value: f }, f)));
   meta.value = keep;
+  const answer = $("gold-answer");
+  const keepAnswer = answer.value;
+  clear(answer).append(el("option", { value: "" }, "the example's own label"), ...s.label_space.map((l) => el("option", { value: l }, l)));
+  answer.value = keepAnswer;
   const tbody = clear($("gold-table").querySelector("tbody"));
   for (const g of s.gold_items) {
-    tbody.append(el("tr", { dataset: { example: String(g.example) } }, el("td", {}, String(g.example)), el("td", {}, g.external_id), el("td", {}, g.answer),
+    const said = g.answer === null ? el("span", { class: "field-error" }, "none") : g.answer;
+    const how = el("span", { class: "muted small" }, g.answer_given ? " (given)" : " (its label)");
+    tbody.append(el("tr", { dataset: { example: String(g.example) } }, el("td", {}, String(g.example)), el("td", {}, g.external_id), el("td", { class: "gold-answer" }, said, how),
       el("td", {}, el("button", { type: "button", class: "linklike", onclick: () => setGold([g.example], false) }, "Remove"))));
   }
   if (!s.gold_items.length) tbody.append(el("tr", {}, el("td", { colspan: "4", class: "muted small" }, "No gold items.")));
@@ -64,10 +70,12 @@ async function refresh() {
   render(await api("GET", `campaigns/${campaignId}/pool/`));
 }
 
-async function setGold(ids, isGold) {
+async function setGold(ids, isGold, answer) {
   showError("err-gold", null);
+  const body = { example_ids: ids, is_gold: isGold };
+  if (answer) body.answer = answer;
   try {
-    const s = await api("POST", `campaigns/${campaignId}/gold/`, { example_ids: ids, is_gold: isGold });
+    const s = await api("POST", `campaigns/${campaignId}/gold/`, body);
     render(s);
     toast(isGold ? `${s.changed} gold item${s.changed === 1 ? "" : "s"} set.` : "Gold item removed.");
     return true;
@@ -105,7 +113,7 @@ $("gold-form").addEventListener("submit", async (e) => {
     showError("err-gold", { message: "Give example ids (whole numbers), separated by commas.", code: "gold_items" });
     return;
   }
-  if (await setGold(ids, true)) $("gold-ids").value = "";
+  if (await setGold(ids, true, $("gold-answer").value)) $("gold-ids").value = "";
 });
 
 refresh().catch((err) => showError("err-pool", err));
