@@ -95,6 +95,50 @@ def feedback_for(*, campaign: Campaign, user_id: int | None) -> str:
     return policy.effective_arm(campaign_policy=campaign.feedback_arm, member_arm=_member_arm(rows))
 
 
+PEOPLE = ("more person", "more people")
+PEOPLE_NEW = ("person", "people")
+
+
+def count_of(n: int, word: str, plural: str = "") -> str:
+    """ "1 validator", "3 validators" (`plural` when the word does not take an s)."""
+    return f"{n} {word if n == 1 else plural or word + 's'}"
+
+
+def team_too_small_message(
+    *, required: int, redundancy: int, annotators: int, validator_eligible: int, short: int
+) -> str:
+    """The team_too_small_for_validation warning as a researcher reads it: what an edit
+    needs, why this team cannot give it, and what to do (the form's field names)."""
+    need = f"Each edit needs {count_of(required, 'validator')} who never saw its example"
+    fix = f"or lower “Validators per edit” (now {required})."
+    if annotators == 0:
+        joined = (
+            "nobody has joined this campaign yet"
+            if validator_eligible == 0
+            else f"the team has {count_of(validator_eligible, 'validator')} but no annotators yet"
+        )
+        more = max(redundancy + required - validator_eligible, redundancy)
+        return (
+            f"{need}, and {joined}. With {count_of(redundancy, 'annotation')} per example, "
+            f"invite at least {count_of(more, *PEOPLE if validator_eligible else PEOPLE_NEW)} "
+            "(annotators or "
+            f"validators), {fix}"
+        )
+    blocked = min(redundancy, annotators)
+    if blocked == annotators:
+        every = {1: "the one annotator labels", 2: "both annotators label"}
+        who = every.get(annotators, f"all {annotators} annotators label") + " every example"
+    else:
+        who = f"each example is labelled by {blocked} of the {annotators} annotators"
+    free = validator_eligible - blocked
+    left = (
+        "nobody is left to validate its edits"
+        if free <= 0
+        else f"only {count_of(free, 'other person', 'other people')} can validate its edits"
+    )
+    return f"{need}, but {who}, so {left}. Invite {count_of(short, 'more validator')}, {fix}"
+
+
 def campaign_warnings(
     *, campaign: Campaign, annotators: int, validator_eligible: int
 ) -> list[dict[str, Any]]:
@@ -112,12 +156,12 @@ def campaign_warnings(
             warnings.append(
                 {
                     "code": "team_too_small_for_validation",
-                    "message": (
-                        f"an edit needs {campaign.validations_required} validators who never "
-                        f"saw its original, but each example is labelled by "
-                        f"{min(campaign.redundancy, annotators)} of the "
-                        f"{validator_eligible} annotators and validators: invite {short} more "
-                        f"validator(s) or lower validations_required"
+                    "message": team_too_small_message(
+                        required=campaign.validations_required,
+                        redundancy=campaign.redundancy,
+                        annotators=annotators,
+                        validator_eligible=validator_eligible,
+                        short=short,
                     ),
                     "details": {
                         "validations_required": campaign.validations_required,

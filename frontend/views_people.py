@@ -40,6 +40,24 @@ from counterpoint.errors import Forbidden, NotFound, ServiceError, ValidationFai
 from frontend.views import manage_context
 
 Role = Membership.Role
+PRESET_NAMES = {"mturk": "MTurk", "prolific": "Prolific"}
+
+
+def team_counts(rows: list[dict[str, Any]]) -> str:
+    """ "20 annotators · 1 manager": the members by role, the deactivated apart."""
+    from annotation.selectors import count_of
+
+    parts = []
+    for role in (Role.ANNOTATOR, Role.VALIDATOR, Role.MANAGER):
+        n = sum(1 for r in rows if r["role"] == role and r["active"])
+        if n:
+            parts.append(count_of(n, str(role)))
+    off = sum(1 for r in rows if not r["active"])
+    if off:
+        parts.append(f"{off} deactivated")
+    return " · ".join(parts)
+
+
 _BACKEND = "django.contrib.auth.backends.ModelBackend"
 
 
@@ -187,7 +205,8 @@ def people(request: HttpRequest, campaign_id: int) -> HttpResponse:
             "confirm": confirm,
             "invites": list(campaign.invites.select_related("accepted_by")[:50]),
             "links": [crowd_link_json(link, origin) for link in campaign.crowd_links.all()],
-            "presets": sorted(PRESETS),
+            "presets": [(p, PRESET_NAMES.get(p, p.capitalize())) for p in sorted(PRESETS)],
+            "team_counts": team_counts(rows),
             "roles": [Role.ANNOTATOR, Role.VALIDATOR, Role.MANAGER],
             "gold_items": gold_items,
             "screening_short": campaign.screening_items > gold_items,
@@ -275,5 +294,9 @@ def crowd_finish_page(request: HttpRequest, campaign_id: int) -> HttpResponse:
     if worker is None:
         raise PermissionDenied("this page is for study participants of this campaign")
     end = crowd_finish(worker=worker)
+    if request.method == "POST":
+        # The Finish button (a form: ending a session and releasing its task is no link a
+        # page elsewhere could fire); the code shows on the GET, which a reload repeats safely.
+        return HttpResponseRedirect(request.path, status=303)
     context = {"campaign": worker.link.campaign, "end": end}
     return render(request, "frontend/crowd_end.html", context)

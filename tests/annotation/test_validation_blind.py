@@ -159,3 +159,52 @@ def test_someone_validating_an_edit_is_never_given_its_original() -> None:
     )
     assert r.status_code == 201
     assert lease(other, campaign, "annotate").status_code == 204
+
+
+@pytest.mark.parametrize(
+    "annotators,eligible,redundancy,required,says",
+    [
+        (
+            0,
+            0,
+            3,
+            3,
+            "nobody has joined this campaign yet. With 3 annotations per example, "
+            "invite at least 6 people",
+        ),
+        (0, 2, 3, 3, "the team has 2 validators but no annotators yet"),
+        (1, 1, 3, 3, "the one annotator labels every example, so nobody is left"),
+        (2, 2, 3, 3, "both annotators label every example"),
+        (
+            3,
+            3,
+            2,
+            2,
+            "labelled by 2 of the 3 annotators, so only 1 other person can validate "
+            "its edits. Invite 1 more validator,",
+        ),
+        (4, 4, 3, 3, "only 1 other person can validate its edits. Invite 2 more validators,"),
+    ],
+)
+def test_the_team_warning_reads_as_a_researcher_expects(
+    annotators: int, eligible: int, redundancy: int, required: int, says: str
+) -> None:
+    from annotation.selectors import team_too_small_message
+
+    short = policy.validators_short(
+        annotators=annotators,
+        validator_eligible=eligible,
+        redundancy=redundancy,
+        validations_required=required,
+    )
+    text = team_too_small_message(
+        required=required,
+        redundancy=redundancy,
+        annotators=annotators,
+        validator_eligible=eligible,
+        short=short,
+    )
+    assert says in text
+    assert text.startswith(f"Each edit needs {required} validator")
+    assert text.endswith(f"or lower “Validators per edit” (now {required}).")
+    assert "(s)" not in text and "_" not in text and "0 of the 0" not in text

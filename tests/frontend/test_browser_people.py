@@ -228,3 +228,33 @@ def test_screening_failed_page_for_a_signed_up_annotator(page: Any, transactiona
     assert "screening was not passed" in page.inner_text("h1")
     assert "did not reach the mark" in page.inner_text("[data-state=screening_failed]")
     shot(page, "annotate-screening-failed")
+
+
+def test_finish_mid_task_gives_the_task_back_and_shows_the_code(
+    page: Any, transactional_db: Any
+) -> None:
+    from annotation.models import CampaignExample
+
+    campaign = label_campaign(1, redundancy=1)
+    link = crowd_link_create(campaign=campaign, created_by=None, completion_code="MID42")
+    page.goto(f"/crowd/{link.pk}/{link.token}/?PROLIFIC_PID=midtaskworker01")
+    page.wait_for_selector(".ws[data-assignment]")
+    ident = int(page.get_attribute(".ws[data-assignment]", "data-assignment"))
+    held = Assignment.objects.get(pk=ident)
+    assert held.status == Assignment.Status.ACTIVE
+    page.click("#crowd-finish")  # mid-task, nothing answered
+    page.wait_for_url(f"**/crowd/finish/{campaign.pk}/")
+    assert page.inner_text("#completion-code") == "MID42"
+    held.refresh_from_db()
+    assert held.status == Assignment.Status.EXPIRED
+    item = CampaignExample.objects.get(campaign=campaign, example_id=held.example_id)
+    assert (item.in_flight, item.completed) == (0, 0)  # back in the pool at once
+    # The only example goes to the next person now, not at the lease's expiry.
+    other = member(campaign, "next-one", "annotator")
+    from annotation.services.assignments import assignment_lease
+
+    again = assignment_lease(campaign=campaign, annotator=other, kind="annotate").assignment
+    assert again is not None and again.example_id == held.example_id
+    # A reload of the finish page shows the same code and changes nothing.
+    page.reload()
+    assert page.inner_text("#completion-code") == "MID42"

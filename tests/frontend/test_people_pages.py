@@ -80,3 +80,42 @@ def test_mail_that_cannot_be_sent_is_a_named_error(campaign, settings) -> None: 
         )
     assert exc.value.code == "invite_mail_failed"
     assert Invite.objects.filter(pk=exc.value.details["invite"]).exists()
+
+
+def test_finish_is_a_form_with_a_csrf_token(campaign) -> None:  # type: ignore[no-untyped-def]
+    from annotation.models import Campaign
+
+    Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.ACTIVE)
+    link = crowd_link_create(campaign=campaign, created_by=None, completion_code="F1")
+    c = Client(enforce_csrf_checks=True)
+    assert c.get(f"/crowd/{link.pk}/{link.token}/?PROLIFIC_PID=formworker").status_code == 302
+    page = c.get(f"/campaigns/{campaign.pk}/annotate/").content.decode()
+    assert f'<form method="post" action="/crowd/finish/{campaign.pk}/"' in page
+    assert 'id="crowd-finish"' in page and "csrfmiddlewaretoken" in page
+    # Posted from elsewhere (no token): refused, nothing recorded.
+    assert c.post(f"/crowd/finish/{campaign.pk}/").status_code == 403
+    assert CrowdWorker.objects.get(worker_id="formworker").finished_at is None
+    token = c.cookies["csrftoken"].value
+    r = c.post(f"/crowd/finish/{campaign.pk}/", {"csrfmiddlewaretoken": token})
+    assert r.status_code == 303 and r["Location"] == f"/crowd/finish/{campaign.pk}/"
+    assert CrowdWorker.objects.get(worker_id="formworker").finished_at is not None
+    assert b"F1" in c.get(r["Location"]).content
+
+
+def test_member_cap_form_on_the_people_page(campaign) -> None:  # type: ignore[no-untyped-def]
+    from annotation.models import Membership
+
+    boss = member(campaign, "capboss", "manager")
+    ann = member(campaign, "capped")
+    mid = Membership.objects.get(campaign=campaign, user=ann).pk
+    url = f"/manage/campaigns/{campaign.pk}/people/"
+    c = client_as(boss)
+    r = c.post(url, {"action": "member_cap", "membership": mid, "member_task_cap": "abc"})
+    assert r.status_code == 400 and b"whole number of tasks" in r.content
+    assert Membership.objects.get(pk=mid).task_cap is None
+    r = c.post(url, {"action": "member_cap", "membership": mid, "member_task_cap": "7"})
+    assert r.status_code == 200 and b"capped may do at most 7 tasks." in r.content
+    assert Membership.objects.get(pk=mid).task_cap == 7
+    bid = Membership.objects.get(campaign=campaign, user=boss).pk
+    r = c.post(url, {"action": "member_cap", "membership": bid, "member_task_cap": "7"})
+    assert r.status_code in (400, 403) and Membership.objects.get(pk=bid).task_cap is None

@@ -184,7 +184,7 @@ function renderWarnings(list, poolSize) {
   if (!host) return;
   clear(host);
   if (poolSize === 0) host.append(el("div", { class: "banner info", id: "pool-empty" }, el("strong", {}, "The pool is empty: "), el("span", {}, "add examples on the "), el("a", { href: `/manage/campaigns/${campaignId}/pool/` }, "Pool"), el("span", {}, " tab before starting.")));
-  for (const w of list || []) host.append(el("div", { class: "banner warn", dataset: { code: w.code } }, el("strong", {}, "Check the setup: "), el("span", {}, w.message), el("code", { class: "small" }, w.code)));
+  for (const w of list || []) host.append(el("div", { class: "banner warn", dataset: { code: w.code } }, el("strong", {}, "Check the setup: "), el("span", {}, w.message)));
 }
 
 const ACTION_NAMES = { start: "Start", pause: "Pause", resume: "Resume", close: "Close" };
@@ -197,7 +197,7 @@ async function renderLifecycle() {
   status.textContent = state.status.charAt(0).toUpperCase() + state.status.slice(1);
   status.className = `status status-${state.status}`;
   for (const s of document.querySelectorAll(".manage-head .status")) { s.textContent = status.textContent; s.className = status.className; }
-  $("lifecycle-leases").textContent = state.status === "closed" ? "Closed: no further leases or submissions." : `${state.open_leases} open lease${state.open_leases === 1 ? "" : "s"} now.`;
+  $("lifecycle-leases").textContent = state.status === "closed" ? "Closed: no further leases or submissions." : (state.open_leases ? `${state.open_leases} open lease${state.open_leases === 1 ? "" : "s"} now.` : "No open leases.");
   clear(host);
   for (const a of state.actions.filter((x) => x.allowed)) {
     host.append(el("button", { type: "button", class: a.action === "close" ? "secondary danger" : a.action === "start" || a.action === "resume" ? "primary" : "secondary", id: `lifecycle-${a.action}`, onclick: () => confirmAction(a.action) }, `${ACTION_NAMES[a.action]} campaign`));

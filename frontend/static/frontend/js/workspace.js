@@ -281,6 +281,16 @@ function persist() {
 }
 
 // ---------------------------------------------------------------------------------------
+// The default evidence question names only the ways of marking this example's inputs have.
+function evidenceAsk(mods) {
+  const ways = [];
+  if (mods.some((m) => m.kind === "text")) ways.push("click words");
+  if (mods.some((m) => m.kind === "image")) ways.push("drag boxes on the image");
+  if (!ways.length) return "What mattered?";
+  const said = ways.join("; ");
+  return `What mattered? ${said.charAt(0).toUpperCase()}${said.slice(1)}.`;
+}
+
 function build() {
   const { campaign, example } = S.task;
   const mods = campaign.modalities;
@@ -320,7 +330,7 @@ function build() {
   if (evidenceOn) {
     S.ui.evidenceList = el("div", { class: "evidence-list", "aria-live": "polite" });
     S.ui.evidenceBox = el("div", { class: "evidence" },
-      el("h3", {}, q("evidence", "What mattered? Click words; drag boxes on the image.").text || "What mattered? Click words; drag boxes on the image."),
+      el("h3", {}, q("evidence", evidenceAsk(mods)).text || evidenceAsk(mods)),
       S.ui.evidenceList, (S.ui.err_evidence = errorSlot("err-evidence")));
     left.append(S.ui.evidenceBox);
     for (const te of Object.values(S.textEvidence)) te.restore(S.evidence.filter((e) => e.type === "span" && e.modality === te.modality));
