@@ -325,9 +325,17 @@ def main() -> int:
     ap.add_argument("--edits", type=int, default=100_000)
     ap.add_argument("--cold", type=int, default=5)
     ap.add_argument("--warm", type=int, default=50)
+    ap.add_argument(
+        "--keep", action="store_true", help="keep the generated database (its name is printed)"
+    )
+    ap.add_argument("--reuse", metavar="NAME", help="time a database an earlier --keep run left")
     args = ap.parse_args()
     admin_url = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
-    name, db_url = create_database(admin_url)
+    if args.reuse:
+        name = args.reuse
+        db_url = urlunsplit(urlsplit(admin_url)._replace(path=f"/{name}"))
+    else:
+        name, db_url = create_database(admin_url)
     var = Path(tempfile.mkdtemp(prefix="cp-bench-dash-"))
     try:
         os.environ.update(
@@ -348,11 +356,22 @@ def main() -> int:
         from django.test import Client, override_settings
 
         t0 = time.perf_counter()
-        campaign, manager = seed(args.annotations, args.edits, 5, 50)
-        print(
-            f"generated {args.annotations:,} annotations, {args.edits:,} edits "
-            f"in {time.perf_counter() - t0:.1f} s (COPY)"
-        )
+        if args.reuse:
+            from django.contrib.auth import get_user_model
+
+            from annotation.models import Campaign
+
+            campaign = Campaign.objects.get(name="bench-dashboard")
+            manager = get_user_model().objects.get(username="dash-manager")
+            print(f"reusing {name}: {campaign.annotations.count():,} annotations")
+        else:
+            campaign, manager = seed(args.annotations, args.edits, 5, 50)
+            print(
+                f"generated {args.annotations:,} annotations, {args.edits:,} edits "
+                f"in {time.perf_counter() - t0:.1f} s (COPY)"
+            )
+            if args.keep:
+                print(f"kept database {name} (--reuse {name}; drop it when done)")
         client = Client()
         client.force_login(manager)
         url = f"/api/v1/campaigns/{campaign.pk}/dashboard/"
@@ -388,7 +407,8 @@ def main() -> int:
         from django.db import connections
 
         connections.close_all()
-        drop_database(admin_url, name)
+        if not (args.keep or args.reuse):
+            drop_database(admin_url, name)
         shutil.rmtree(var, ignore_errors=True)
     return 0
 

@@ -10,6 +10,8 @@ const POLL_MS = Number(root.dataset.pollMs) || 5000;
 const STATUS_ORDER = ["claimed", "verified", "disputed", "pending"];
 const STATUS_COLORS = ["#8a94a6", "#1b7a47", "#b3261e", "#e0a100"];
 
+const TIME_FORMATS = { minute: "%H:%M", hour: "%b %d, %H:%M", day: "%b %d" };
+
 const FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif";
 const CONFIG = {
   font: FONT,
@@ -20,13 +22,19 @@ const CONFIG = {
 };
 
 const SPECS = {
-  throughput: {
-    mark: { type: "bar", color: "#2d5bc9", tooltip: true },
+  // Buckets of data.throughput_unit (minute, hour or day, from the span of the work), each
+  // drawn from its start to its end so the axis spans exactly the buckets sent.
+  throughput: (unit) => ({
+    mark: { type: "bar", color: "#2d5bc9", stroke: "white", strokeWidth: 0.5, tooltip: { content: "data" } },
     encoding: {
-      x: { field: "hour", type: "temporal", timeUnit: "yearmonthdatehours", title: null, axis: { labelAngle: 0, format: "%b %d, %H:%M", labelOverlap: "greedy", tickCount: 6 } },
-      y: { field: "annotations", type: "quantitative", title: "annotations" },
+      x: {
+        field: "start", type: "temporal", title: `annotations per ${unit}`,
+        axis: { labelAngle: 0, format: TIME_FORMATS[unit], labelOverlap: "greedy", labelSeparation: 8, tickCount: unit === "day" ? { interval: "day" } : 6 },
+      },
+      x2: { field: "end" },
+      y: { field: "annotations", type: "quantitative", title: "annotations", axis: { tickMinStep: 1 } },
     },
-  },
+  }),
   labels: {
     mark: { type: "bar", color: "#2d5bc9", tooltip: true },
     encoding: {
@@ -76,8 +84,8 @@ const SPECS = {
 const views = {};
 const last = {};
 
-function spec(chart, rows) {
-  const base = SPECS[chart];
+function spec(chart, rows, unit) {
+  const base = typeof SPECS[chart] === "function" ? SPECS[chart](unit) : SPECS[chart];
   const full = {
     $schema: "https://vega.github.io/schema/vega-lite/v6.json",
     // Named, so later polls replace the values in place (view.data) instead of re-embedding.
@@ -100,10 +108,15 @@ function hasData(chart, rows) {
   return true;
 }
 
-async function drawChart(chart, rows) {
+async function drawChart(chart, rows, unit) {
   const key = JSON.stringify(rows);
   if (last[chart] === key) return;
   last[chart] = key;
+  if (views[chart] && views[chart].unit !== unit) {
+    // The bucket unit changed (a campaign outgrew minutes): a new axis, so a new view.
+    views[chart].view.finalize();
+    delete views[chart];
+  }
   const section = root.querySelector(`[data-chart="${chart}"]`);
   const el = section.querySelector(".dash-vis");
   const shown = hasData(chart, rows);
@@ -112,16 +125,16 @@ async function drawChart(chart, rows) {
   section.dataset.rows = String(rows.length);
   if (!shown) return;
   if (!views[chart]) {
-    const result = await window.vegaEmbed(el, spec(chart, rows), {
+    const result = await window.vegaEmbed(el, spec(chart, rows, unit), {
       ast: true,
       expr: expressionInterpreter,
       renderer: "svg",
       actions: { export: true, source: false, compiled: false, editor: false },
       downloadFileName: `campaign-${campaign}-${chart}`,
     });
-    views[chart] = result.view;
+    views[chart] = { view: result.view, unit };
   } else {
-    await views[chart].data("rows", rows).runAsync();
+    await views[chart].view.data("rows", rows).runAsync();
   }
   section.dataset.rendered = "1";
 }
@@ -196,7 +209,7 @@ async function refresh() {
     const data = await api("GET", root.dataset.api);
     drawProgress(data);
     drawTable(data.annotators);
-    for (const chart of Object.keys(SPECS)) await drawChart(chart, data[chart]);
+    for (const chart of Object.keys(SPECS)) await drawChart(chart, data[chart], chart === "throughput" ? data.throughput_unit : null);
     status.textContent = `Updated ${new Date().toLocaleTimeString()}`;
     root.dataset.loaded = String(Number(root.dataset.loaded || 0) + 1);
   } catch (err) {
