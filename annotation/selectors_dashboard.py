@@ -198,22 +198,17 @@ def _agreement_figures(
     return {k: (v[0], v[1]) for k, v in per_annotator.items()}, alpha, dict(per_label)
 
 
-def _throughput(
-    campaign: Campaign, first: datetime | None, last: datetime | None
-) -> tuple[str, list[dict[str, Any]]]:
-    """(unit, buckets): annotations per minute, hour or day, by the span of the work, the
-    empty buckets filled in (a gap is a real zero on the chart)."""
-    if first is None or last is None:
-        return "hour", []
-    unit, step = next((u, step) for u, longest, step in THROUGHPUT_UNITS if last - first <= longest)
-    counts = {
-        r["t"]: r["n"]
-        for r in Annotation.objects.filter(campaign=campaign)
-        .annotate(t=Trunc("created_at", unit))
-        .values("t")
-        .annotate(n=Count("id"))
-        .order_by("t")
-    }
+def throughput_unit(first: datetime, last: datetime) -> tuple[str, timedelta]:
+    """The bucket (unit, length) for work that ran from ``first`` to ``last``."""
+    return next((u, step) for u, longest, step in THROUGHPUT_UNITS if last - first <= longest)
+
+
+def throughput_buckets(counts: dict[datetime, int], step: timedelta) -> list[dict[str, Any]]:
+    """Buckets (start, end, annotations) from ``counts`` keyed by bucket start, the empty
+    ones filled in (a gap is a real zero on the chart), at least THROUGHPUT_MIN_BUCKETS of
+    them ending at the last with work."""
+    if not counts:
+        return []
     start, end = min(counts), max(counts)
     buckets = int((end - start) / step) + 1
     if buckets > THROUGHPUT_MAX_BUCKETS:
@@ -221,10 +216,27 @@ def _throughput(
     else:
         buckets = max(buckets, THROUGHPUT_MIN_BUCKETS)
         keys = [end - step * (buckets - 1 - i) for i in range(buckets)]
-    return unit, [
+    return [
         {"start": k.isoformat(), "end": (k + step).isoformat(), "annotations": counts.get(k, 0)}
         for k in keys
     ]
+
+
+def _throughput(
+    campaign: Campaign, first: datetime | None, last: datetime | None
+) -> tuple[str, list[dict[str, Any]]]:
+    """(unit, buckets): annotations per minute, hour or day, by the span of the work."""
+    if first is None or last is None:
+        return THROUGHPUT_UNITS[0][0], []
+    unit, step = throughput_unit(first, last)
+    rows = (
+        Annotation.objects.filter(campaign=campaign)
+        .annotate(t=Trunc("created_at", unit))
+        .values("t")
+        .annotate(n=Count("id"))
+        .order_by("t")
+    )
+    return unit, throughput_buckets({r["t"]: r["n"] for r in rows}, step)
 
 
 def _edit_rows(
@@ -325,7 +337,8 @@ def _campaign_dashboard(campaign: Campaign) -> dict[str, Any]:
     )
     # Labels are checked against the label space on submit (an empty label where the
     # campaign asks for none): these columns hold every annotation.
-    labels = list(dict.fromkeys([*map(str, campaign.dataset.label_space), ""]))
+    space = [str(lab) for lab in campaign.dataset.label_space]
+    labels = list(dict.fromkeys([*space, ""]))
     per = {row[0]: row for row in _annotator_rows(campaign)}
     agree, alpha, label_counts = _agreement_figures(_profile_rows(campaign, labels), labels)
     first = min((_when(r[6]) for r in per.values()), default=None)
@@ -441,9 +454,14 @@ def _campaign_dashboard(campaign: Campaign) -> dict[str, Any]:
         "throughput_unit": unit,
         "throughput": throughput,
         "annotators": annotators,
+        # Every label of the label space once there is work (unused ones at 0: a label
+        # nobody gives is a finding), and any other label given (the empty one).
         "labels": [
-            {"label": lab, "annotations": n} for lab, n in sorted(label_counts.items()) if n
-        ],
+            {"label": lab, "annotations": label_counts.get(lab, 0)}
+            for lab in sorted(set(space) | {k for k, n in label_counts.items() if n})
+        ]
+        if done
+        else [],
         "minimality": minimality,
         "flips": flip_rows,
         "models": model_rows,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -14,7 +15,14 @@ import pytest
 
 from annotation import agreement
 from annotation.models import Annotation, CampaignExample, CounterfactualEdit
-from annotation.selectors_dashboard import EDGES, SIZE_FIGURES, campaign_dashboard
+from annotation.selectors_dashboard import (
+    EDGES,
+    SIZE_FIGURES,
+    THROUGHPUT_MIN_BUCKETS,
+    campaign_dashboard,
+    throughput_buckets,
+    throughput_unit,
+)
 from tests.annotation.dashboard_helpers import worked_campaign
 
 pytestmark = pytest.mark.django_db
@@ -159,3 +167,22 @@ def test_profiles_give_the_alpha_of_the_units() -> None:
         assert agreement.krippendorff_alpha_from_counts(
             vectors, level=level, units=[profiles[v] for v in vectors]
         ) == pytest.approx(agreement.krippendorff_alpha_from_counts(counts, level=level), abs=1e-12)
+
+
+def test_throughput_unit_follows_the_span_of_the_work() -> None:
+    t0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+    assert throughput_unit(t0, t0 + timedelta(minutes=7))[0] == "minute"
+    assert throughput_unit(t0, t0 + timedelta(hours=3))[0] == "minute"
+    assert throughput_unit(t0, t0 + timedelta(hours=5))[0] == "hour"
+    assert throughput_unit(t0, t0 + timedelta(days=12))[0] == "day"
+    # Work in the last few minutes: a dozen minute buckets ending at the last, gaps at zero.
+    step = timedelta(minutes=1)
+    rows = throughput_buckets({t0: 2, t0 + 3 * step: 5}, step)
+    assert len(rows) == THROUGHPUT_MIN_BUCKETS
+    assert rows[-1] == {
+        "start": (t0 + 3 * step).isoformat(),
+        "end": (t0 + 4 * step).isoformat(),
+        "annotations": 5,
+    }
+    assert [r["annotations"] for r in rows[-4:]] == [2, 0, 0, 5]
+    assert throughput_buckets({}, step) == []

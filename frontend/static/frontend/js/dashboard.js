@@ -12,6 +12,9 @@ const STATUS_COLORS = ["#8a94a6", "#1b7a47", "#b3261e", "#e0a100"];
 
 const TIME_FORMATS = { minute: "%H:%M", hour: "%b %d, %H:%M", day: "%b %d" };
 
+// Counts: whole-number ticks only (no 0.5 annotations on a small campaign's axis).
+const COUNT_AXIS = { tickMinStep: 1, format: "~s" };
+
 const FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif";
 const CONFIG = {
   font: FONT,
@@ -32,14 +35,21 @@ const SPECS = {
         axis: { labelAngle: 0, format: TIME_FORMATS[unit], labelOverlap: "greedy", labelSeparation: 8, tickCount: unit === "day" ? { interval: "day" } : 6 },
       },
       x2: { field: "end" },
-      y: { field: "annotations", type: "quantitative", title: "annotations", axis: { tickMinStep: 1 } },
+      y: { field: "annotations", type: "quantitative", title: "annotations", axis: COUNT_AXIS },
+      y2: { datum: 0 },
     },
   }),
+  // One band per label of the label space (unused ones at 0, so the chart keeps its rows as
+  // work arrives); bars a fixed thickness in their band, so one label is not one thin strip
+  // across a squeezed chart, and counts on whole-number ticks.
   labels: {
-    mark: { type: "bar", color: "#2d5bc9", tooltip: true },
+    layer: [
+      { mark: { type: "bar", color: "#2d5bc9", size: 20, tooltip: true } },
+      { mark: { type: "text", align: "left", dx: 4, fontSize: 11, color: "#4a5468" }, encoding: { text: { field: "annotations", type: "quantitative", format: "," } } },
+    ],
     encoding: {
-      y: { field: "label", type: "nominal", sort: "-x", title: null },
-      x: { field: "annotations", type: "quantitative", title: "annotations" },
+      y: { field: "label", type: "nominal", sort: "-x", title: null, scale: { paddingInner: 0.3 } },
+      x: { field: "annotations", type: "quantitative", title: "annotations", axis: COUNT_AXIS, scale: { domainMin: 0, nice: true } },
     },
   },
   minimality: {
@@ -51,7 +61,7 @@ const SPECS = {
       encoding: {
         x: { field: "bin_start", type: "quantitative", bin: { binned: true, step: 0.05 }, title: "edit size (share changed)", axis: { format: ".0%" } },
         x2: { field: "bin_end" },
-        y: { field: "edits", type: "quantitative", title: "edits" },
+        y: { field: "edits", type: "quantitative", title: "edits", axis: COUNT_AXIS },
       },
     },
     resolve: { scale: { y: "independent" } },
@@ -61,7 +71,7 @@ const SPECS = {
     encoding: {
       x: { field: "modality", type: "nominal", title: null, axis: { labelAngle: 0 } },
       xOffset: { field: "status", sort: STATUS_ORDER },
-      y: { field: "edits", type: "quantitative", title: "edits" },
+      y: { field: "edits", type: "quantitative", title: "edits", axis: COUNT_AXIS },
       color: { field: "status", type: "nominal", title: null, scale: { domain: STATUS_ORDER, range: STATUS_COLORS } },
     },
   },
@@ -96,7 +106,7 @@ function spec(chart, rows, unit) {
   };
   if (!base.facet) {
     full.width = "container";
-    full.height = chart === "labels" || chart === "models" ? { step: chart === "models" ? 34 : 30 } : 200;
+    full.height = chart === "labels" || chart === "models" ? { step: chart === "models" ? 34 : 32 } : 200;
   }
   return full;
 }
@@ -159,7 +169,7 @@ function drawTable(rows) {
     tr.append(
       cell(r.annotator),
       cell(num(r.done), "num"),
-      cell(num(r.median_seconds, 1), "num"),
+      cell(r.median_seconds != null && r.median_seconds < 1 ? r.median_seconds.toFixed(2) : num(r.median_seconds, 1), "num"),
       cell(r.gold_answered ? `${pct(r.gold_accuracy)} (${r.gold_answered})` : "–", "num"),
       cell(pct(r.agreement), "num"),
       cell(num(r.edits_submitted), "num"),
