@@ -140,22 +140,23 @@ def _annotator_rows(campaign: Campaign) -> list[tuple[Any, ...]]:
 
 
 def _profile_rows(campaign: Campaign, labels: list[str]) -> list[tuple[Any, ...]]:
-    """(annotator, label, is_gold, count of each label on the unit..., annotations): each
-    annotation grouped by its annotator, its label and its unit's label counts (a window
-    over the unit: one pass, no join back)."""
+    """(annotator, label's index in ``labels``, is_gold, count of each label on the unit...,
+    annotations): each annotation grouped by its annotator, its label and its unit's label
+    counts (a window over the unit: one pass, no join back)."""
     a = Annotation._meta.db_table
     cols = ", ".join(
         f"SUM(CASE WHEN label = %s THEN 1 ELSE 0 END) OVER unit AS c{i}" for i in range(len(labels))
     )
     keys = ", ".join(f"c{i}" for i in range(len(labels)))
+    column = " ".join(f"WHEN %s THEN {i}" for i in range(len(labels)))
     sql = f"""
-        SELECT annotator_id, label, is_gold, {keys}, COUNT(*) FROM (
+        SELECT annotator_id, CASE label {column} END AS k, is_gold, {keys}, COUNT(*) FROM (
             SELECT annotator_id, label, is_gold, {cols} FROM {a}
             WHERE campaign_id = %s WINDOW unit AS (PARTITION BY example_id, is_gold)
         ) p
-        GROUP BY annotator_id, label, is_gold, {keys}"""
+        GROUP BY annotator_id, k, is_gold, {keys}"""
     with connection.cursor() as cur:
-        cur.execute(sql, [*labels, campaign.pk])
+        cur.execute(sql, [*labels, *labels, campaign.pk])
         return cur.fetchall()
 
 
@@ -164,38 +165,40 @@ def _agreement_figures(
 ) -> tuple[dict[int, tuple[int, int]], float, dict[str, int]]:
     """From ``_profile_rows``: per annotator (agreeing, counted) units against the others'
     majority (agreement.majority_decision), Krippendorff's alpha (nominal) over the non-gold
-    units, and annotations per label (gold included)."""
-    per_label: Counter[str] = Counter()
-    per_annotator: dict[int, list[int]] = defaultdict(lambda: [0, 0])
-    profiles: Counter[tuple[int, ...]] = Counter()
-    column = {lab: i for i, lab in enumerate(labels)}
-    decided: list[tuple[int, int, tuple[int, ...], int]] = []
-    for annotator, label, is_gold, *rest in rows:
-        profile, n = tuple(int(c) for c in rest[:-1]), int(rest[-1])
-        per_label[label] += n
-        if is_gold:
-            continue
-        # Every unit with this profile gave sum(profile) annotations, one per annotator.
-        profiles[profile] += n
-        decided.append((annotator, column[label], profile, n))
-    if decided:
-        counts = np.array([p for _, _, p, _ in decided], dtype=np.int64)
-        top = -np.sort(-counts, axis=1)
-        top = np.pad(top, ((0, 0), (0, max(0, 3 - top.shape[1]))))
-        own = counts[np.arange(len(decided)), [k for _, k, _, _ in decided]]
-        agrees, counted = agreement.majority_decision(own, top[:, 0], top[:, 1], top[:, 2])
-        for (annotator, _, _, n), agree, count in zip(decided, agrees, counted, strict=True):
-            per_annotator[annotator][0] += n * int(agree)
-            per_annotator[annotator][1] += n * int(count)
+    units, and annotations per label (gold included). Vectorised: tens of thousands of rows
+    at a million annotations."""
+    if not rows:
+        return {}, float("nan"), {}
+    k = len(labels)
+    table = np.array(rows, dtype=np.int64)
+    annotator, label, gold = table[:, 0], table[:, 1], table[:, 2].astype(bool)
+    counts, n = table[:, 3 : 3 + k], table[:, 3 + k]
+    per_label = np.bincount(label, weights=n, minlength=k).astype(np.int64)
+    real = ~gold
+    counts, label, annotator, n = counts[real], label[real], annotator[real], n[real]
+    per_annotator: dict[int, tuple[int, int]] = {}
     alpha = float("nan")
-    if profiles:
-        vectors = list(profiles)
+    if len(n):
+        top = -np.sort(-counts, axis=1)
+        top = np.pad(top, ((0, 0), (0, max(0, 3 - k))))[:, :3]
+        own = counts[np.arange(len(n)), label]
+        agrees, counted = agreement.majority_decision(own, top[:, 0], top[:, 1], top[:, 2])
+        ids, who = np.unique(annotator, return_inverse=True)
+        agree_n = np.bincount(who, weights=n * agrees, minlength=len(ids)).astype(np.int64)
+        count_n = np.bincount(who, weights=n * counted, minlength=len(ids)).astype(np.int64)
+        per_annotator = {
+            int(uid): (int(a), int(c))
+            for uid, a, c in zip(ids.tolist(), agree_n, count_n, strict=True)
+        }
+        # Every unit with a profile gave sum(profile) annotations, one per annotator.
+        index: dict[tuple[int, ...], int] = {}
+        which = [index.setdefault(p, len(index)) for p in map(tuple, counts.tolist())]
+        profiles = np.array(list(index), dtype=np.int64).reshape(len(index), k)
+        annotations = np.bincount(which, weights=n, minlength=len(profiles))
         alpha = agreement.krippendorff_alpha_from_counts(
-            np.array(vectors, dtype=np.float64),
-            level="nominal",
-            units=[profiles[v] / sum(v) for v in vectors],
+            profiles, level="nominal", units=annotations / profiles.sum(axis=1)
         )
-    return {k: (v[0], v[1]) for k, v in per_annotator.items()}, alpha, dict(per_label)
+    return per_annotator, alpha, {lab: int(per_label[i]) for i, lab in enumerate(labels)}
 
 
 def throughput_unit(first: datetime, last: datetime) -> tuple[str, timedelta]:
