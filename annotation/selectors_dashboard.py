@@ -59,11 +59,11 @@ THROUGHPUT_UNITS = (  # (unit, longest span drawn in it, bucket length)
     ("day", timedelta.max, timedelta(days=1)),
 )
 THROUGHPUT_MIN_BUCKETS = 12
+THROUGHPUT_MAX_BUCKETS = 2_000
 # PostgreSQL, for the dashboard's statements only: each sorts or hashes up to a campaign's
 # annotations (the 4 MB default spills a million rows to disk), and JIT compiling a
 # one-off aggregate costs more (50-80 ms a statement, measured) than it saves.
 PG_READ_SETTINGS = {"jit": "off", "work_mem": "64MB"}
-THROUGHPUT_MAX_BUCKETS = 2_000
 
 
 def _num(x: float | None) -> float | None:
