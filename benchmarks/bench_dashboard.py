@@ -8,10 +8,12 @@ then p50/p95 of --cold requests that read the figures afresh (DASHBOARD_CACHE_SE
 of --warm requests served from the per-process cache (the default: pages poll every 5 s),
 and the response size. Goal: under 300 ms per request.
 
-Creates a fresh database (dropped at the end, also on failure). Bounded: fixed sizes, a fixed
+Creates a fresh database (dropped at the end, also on failure, unless --keep or --reuse). Bounded: fixed sizes, a fixed
 number of requests.
 
     .venv/bin/python benchmarks/bench_dashboard.py [--annotations 1000000] [--edits 100000]
+        [--keep]  (leave the generated database; its name is printed)
+        [--reuse NAME]  (time a database a --keep run left, without generating it)
     BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres  (the server to use)"""
 
 from __future__ import annotations
