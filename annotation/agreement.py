@@ -98,24 +98,33 @@ def krippendorff_alpha(
 
 
 def krippendorff_alpha_from_counts(
-    value_counts: Any, *, level: str = "nominal", domain: Sequence[float] | np.ndarray | None = None
+    value_counts: Any,
+    *,
+    level: str = "nominal",
+    domain: Sequence[float] | np.ndarray | None = None,
+    units: Sequence[float] | np.ndarray | None = None,
 ) -> float:
     """Krippendorff's alpha from ``value_counts[unit][category]`` (raters per category), the
     form a GROUP BY gives without a raters x units matrix. ``domain`` holds the categories'
     numeric values for ``"interval"`` (default 0, 1, 2, ...); ``"ordinal"`` takes the columns
-    in their order. Same answers (and ``nan`` cases) as ``krippendorff_alpha``."""
+    in their order. ``units[i]``, when given, says how many units share row ``i``'s counts
+    (alpha is a sum over units, so a campaign's units collapse into a few hundred distinct
+    count vectors). Same answers (and ``nan`` cases) as ``krippendorff_alpha``."""
     if level not in LEVELS:
         raise ValueError(f"level must be one of {', '.join(LEVELS)}")
     counts = np.asarray(value_counts, dtype=np.float64)
     if counts.ndim != 2 or counts.shape[1] < 2 or counts.shape[0] == 0:
         return NAN
+    many = np.ones(counts.shape[0]) if units is None else np.asarray(units, dtype=np.float64)
+    if many.shape != (counts.shape[0],):
+        raise ValueError("units must hold one multiplicity per row of value_counts")
     n_values = counts.shape[1]
     m_u = counts.sum(axis=1)
-    pairable = m_u >= 2
+    pairable = (m_u >= 2) & (many > 0)
     if not pairable.any():
         return NAN
     counts = counts[pairable]
-    weights = 1.0 / (m_u[pairable] - 1.0)
+    weights = many[pairable] / (m_u[pairable] - 1.0)
     # Coincidence matrix o = sum_u (c_u c_u^T - diag(c_u)) / (m_u - 1), as one matrix product.
     o = (counts * weights[:, None]).T @ counts
     o[np.diag_indices(n_values)] -= weights @ counts
@@ -253,14 +262,12 @@ def majority_agreement_codes(
         unit * n_labels + label, return_inverse=True, return_counts=True
     )
     g_unit = groups // n_labels
-    # Groups of a unit, most frequent first; rank 0 is the unit's top label.
+    # Groups of a unit, most frequent first.
     order = np.lexsort((-counts, g_unit))
     s_unit, s_count = g_unit[order], counts[order]
     first = np.r_[0, np.flatnonzero(s_unit[1:] != s_unit[:-1]) + 1]
     size = np.diff(np.r_[first, len(order)])
     unit_of = np.repeat(np.arange(len(first)), size)
-    rank = np.empty(len(order), dtype=np.int64)
-    rank[order] = np.arange(len(order)) - first[unit_of]
     slot = np.empty(len(order), dtype=np.int64)
     slot[order] = unit_of
 
@@ -272,16 +279,28 @@ def majority_agreement_codes(
 
     c1, c2, c3 = nth(0), nth(1), nth(2)
     g = inverse.reshape(-1)
-    own = counts[g] - 1  # the others' votes for this rater's label
-    r_rank, u = rank[g], slot[g]
+    u = slot[g]
+    agrees, counted = majority_decision(counts[g], c1[u], c2[u], c3[u])
+    agree = np.bincount(rater, weights=agrees, minlength=n_raters).astype(np.int64)
+    total = np.bincount(rater, weights=counted, minlength=n_raters).astype(np.int64)
+    return agree, total
+
+
+def majority_decision(
+    n: np.ndarray, c1: np.ndarray, c2: np.ndarray, c3: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The rule behind ``majority_agreement``, elementwise: ``n`` is how many raters of the
+    unit gave this rater's label (the rater included), ``c1 >= c2 >= c3`` the unit's three
+    largest label counts (0 where it has fewer labels). Answers (agrees, counted): the
+    others' votes for the rater's label beat every other label (agrees), or another label is
+    the others' unique majority (counted, not agreeing); a tie among the others is neither."""
+    own = n - 1  # the others' votes for this rater's label
     # The others' best other label, and the runner-up among the other labels.
-    best = np.where(r_rank == 0, c2[u], c1[u])
-    runner = np.where(r_rank >= 2, c2[u], c3[u])
+    best = np.where(n >= c1, c2, c1)
+    runner = np.where(n >= c2, c3, c2)
     agrees = own > best
     disagrees = (best > own) & (best > runner)
-    agree = np.bincount(rater, weights=agrees, minlength=n_raters).astype(np.int64)
-    total = np.bincount(rater, weights=agrees | disagrees, minlength=n_raters).astype(np.int64)
-    return agree, total
+    return agrees, agrees | disagrees
 
 
 def pivot(triples: Iterable[tuple[Hashable, Hashable, Any]]) -> dict[Hashable, dict[Hashable, Any]]:

@@ -8,10 +8,12 @@ then p50/p95 of --cold requests that read the figures afresh (DASHBOARD_CACHE_SE
 of --warm requests served from the per-process cache (the default: pages poll every 5 s),
 and the response size. Goal: under 300 ms per request.
 
-Creates a fresh database (dropped at the end, also on failure). Bounded: fixed sizes, a fixed
+Creates a fresh database (dropped at the end, also on failure, unless --keep or --reuse). Bounded: fixed sizes, a fixed
 number of requests.
 
     .venv/bin/python benchmarks/bench_dashboard.py [--annotations 1000000] [--edits 100000]
+        [--keep]  (leave the generated database; its name is printed)
+        [--reuse NAME]  (time a database a --keep run left, without generating it)
     BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres  (the server to use)"""
 
 from __future__ import annotations
@@ -325,9 +327,17 @@ def main() -> int:
     ap.add_argument("--edits", type=int, default=100_000)
     ap.add_argument("--cold", type=int, default=5)
     ap.add_argument("--warm", type=int, default=50)
+    ap.add_argument(
+        "--keep", action="store_true", help="keep the generated database (its name is printed)"
+    )
+    ap.add_argument("--reuse", metavar="NAME", help="time a database an earlier --keep run left")
     args = ap.parse_args()
     admin_url = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
-    name, db_url = create_database(admin_url)
+    if args.reuse:
+        name = args.reuse
+        db_url = urlunsplit(urlsplit(admin_url)._replace(path=f"/{name}"))
+    else:
+        name, db_url = create_database(admin_url)
     var = Path(tempfile.mkdtemp(prefix="cp-bench-dash-"))
     try:
         os.environ.update(
@@ -348,11 +358,22 @@ def main() -> int:
         from django.test import Client, override_settings
 
         t0 = time.perf_counter()
-        campaign, manager = seed(args.annotations, args.edits, 5, 50)
-        print(
-            f"generated {args.annotations:,} annotations, {args.edits:,} edits "
-            f"in {time.perf_counter() - t0:.1f} s (COPY)"
-        )
+        if args.reuse:
+            from django.contrib.auth import get_user_model
+
+            from annotation.models import Campaign
+
+            campaign = Campaign.objects.get(name="bench-dashboard")
+            manager = get_user_model().objects.get(username="dash-manager")
+            print(f"reusing {name}: {campaign.annotations.count():,} annotations")
+        else:
+            campaign, manager = seed(args.annotations, args.edits, 5, 50)
+            print(
+                f"generated {args.annotations:,} annotations, {args.edits:,} edits "
+                f"in {time.perf_counter() - t0:.1f} s (COPY)"
+            )
+            if args.keep:
+                print(f"kept database {name} (--reuse {name}; drop it when done)")
         client = Client()
         client.force_login(manager)
         url = f"/api/v1/campaigns/{campaign.pk}/dashboard/"
@@ -388,7 +409,8 @@ def main() -> int:
         from django.db import connections
 
         connections.close_all()
-        drop_database(admin_url, name)
+        if not (args.keep or args.reuse):
+            drop_database(admin_url, name)
         shutil.rmtree(var, ignore_errors=True)
     return 0
 

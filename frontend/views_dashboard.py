@@ -14,7 +14,12 @@ from frontend.views import manage_context
 # (chart id in the dashboard API, title, what it shows, what an empty chart says); the ids
 # are the CSV endpoints' names.
 CHARTS = [
-    ("throughput", "Throughput", "Annotations submitted per hour.", "No annotation yet."),
+    (
+        "throughput",
+        "Throughput",
+        "Annotations submitted per minute, hour or day (by how long the work has run).",
+        "No annotation yet.",
+    ),
     ("labels", "Label distribution", "Annotations per label.", "No annotation yet."),
     (
         "minimality",

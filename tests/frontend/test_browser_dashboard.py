@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
+from annotation.models import Campaign, Membership
+from tests.annotation.annotator_helpers import add_annotators, member, text_campaign
 from tests.annotation.dashboard_helpers import annotate, worked_campaign
 from tests.frontend.conftest import login, shot
 
@@ -93,4 +95,34 @@ def test_empty_and_finished_campaigns(page: Any, transactional_db: Any) -> None:
         assert marks(page, chart) > 0
     assert page.locator(".dash-bar").get_attribute("aria-valuenow") == "100"
     shot(page, "dashboard-finished")
+    assert not violations, violations
+
+
+def test_a_few_minutes_with_one_label(page: Any, transactional_db: Any) -> None:
+    """Work of the last few minutes, everyone giving the same label: the throughput axis is
+    in minutes (not a half-day), and the label chart keeps a band per label of the label
+    space with bars of a sensible thickness (not one strip squeezed across the chart)."""
+    campaign = text_campaign(4, redundancy=3, name="one", status=Campaign.Status.ACTIVE)
+    manager = member(campaign, "one-manager", Membership.Role.MANAGER)
+    for user in add_annotators(campaign, 3, prefix="one"):
+        assert annotate(campaign, user, "no", "yes")
+    violations = open_dashboard(page, campaign, manager)
+    for chart in ("throughput", "labels"):
+        page.wait_for_selector(f'[data-chart="{chart}"][data-rendered="1"]')
+    data = page.request.get(f"/api/v1/campaigns/{campaign.pk}/dashboard/").json()
+    assert data["throughput_unit"] == "minute"
+    assert [r["label"] for r in data["labels"]] == ["no", "yes"]
+    # The x axis spans the buckets sent (a dozen minutes), labelled as clock times.
+    ticks = page.evaluate(
+        "() => [...document.querySelectorAll('#chart-throughput svg .role-axis-label')]"
+        ".flatMap((g) => [...g.querySelectorAll('text')].map((t) => t.textContent))"
+    )
+    ticks = [t for t in ticks if ":" in t or not t.isdigit()]  # the x axis; y ticks are counts
+    assert ticks and all(re.fullmatch(r"\d\d:\d\d", t) for t in ticks), ticks
+    bars = page.locator("#chart-labels svg .mark-rect path")
+    assert bars.count() == 2
+    heights = [bars.nth(i).bounding_box()["height"] for i in range(2)]  # type: ignore[index]
+    assert all(12 <= h <= 28 for h in heights), heights
+    page.set_viewport_size({"width": 1280, "height": 1700})
+    shot(page, "dashboard-minutes-one-label")
     assert not violations, violations

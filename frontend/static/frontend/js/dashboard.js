@@ -10,6 +10,11 @@ const POLL_MS = Number(root.dataset.pollMs) || 5000;
 const STATUS_ORDER = ["claimed", "verified", "disputed", "pending"];
 const STATUS_COLORS = ["#8a94a6", "#1b7a47", "#b3261e", "#e0a100"];
 
+const TIME_FORMATS = { minute: "%H:%M", hour: "%b %d, %H:%M", day: "%b %d" };
+
+// Counts: whole-number ticks only (no 0.5 annotations on a small campaign's axis).
+const COUNT_AXIS = { tickMinStep: 1, format: "~s" };
+
 const FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif";
 const CONFIG = {
   font: FONT,
@@ -20,18 +25,31 @@ const CONFIG = {
 };
 
 const SPECS = {
-  throughput: {
-    mark: { type: "bar", color: "#2d5bc9", tooltip: true },
+  // Buckets of data.throughput_unit (minute, hour or day, from the span of the work), each
+  // drawn from its start to its end so the axis spans exactly the buckets sent.
+  throughput: (unit) => ({
+    mark: { type: "bar", color: "#2d5bc9", stroke: "white", strokeWidth: 0.5, tooltip: { content: "data" } },
     encoding: {
-      x: { field: "hour", type: "temporal", timeUnit: "yearmonthdatehours", title: null, axis: { labelAngle: 0, format: "%b %d, %H:%M", labelOverlap: "greedy", tickCount: 6 } },
-      y: { field: "annotations", type: "quantitative", title: "annotations" },
+      x: {
+        field: "start", type: "temporal", title: `annotations per ${unit}`,
+        axis: { labelAngle: 0, format: TIME_FORMATS[unit], labelOverlap: "greedy", labelSeparation: 8, tickCount: unit === "day" ? { interval: "day" } : 6 },
+      },
+      x2: { field: "end" },
+      y: { field: "annotations", type: "quantitative", title: "annotations", axis: COUNT_AXIS },
+      y2: { datum: 0 },
     },
-  },
+  }),
+  // One band per label of the label space (unused ones at 0, so the chart keeps its rows as
+  // work arrives); bars a fixed thickness in their band, so one label is not one thin strip
+  // across a squeezed chart, and counts on whole-number ticks.
   labels: {
-    mark: { type: "bar", color: "#2d5bc9", tooltip: true },
+    layer: [
+      { mark: { type: "bar", color: "#2d5bc9", size: 20, tooltip: true } },
+      { mark: { type: "text", align: "left", dx: 4, fontSize: 11, color: "#4a5468" }, encoding: { text: { field: "annotations", type: "quantitative", format: "," } } },
+    ],
     encoding: {
-      y: { field: "label", type: "nominal", sort: "-x", title: null },
-      x: { field: "annotations", type: "quantitative", title: "annotations" },
+      y: { field: "label", type: "nominal", sort: "-x", title: null, scale: { paddingInner: 0.3 } },
+      x: { field: "annotations", type: "quantitative", title: "annotations", axis: COUNT_AXIS, scale: { domainMin: 0, nice: true } },
     },
   },
   minimality: {
@@ -43,7 +61,7 @@ const SPECS = {
       encoding: {
         x: { field: "bin_start", type: "quantitative", bin: { binned: true, step: 0.05 }, title: "edit size (share changed)", axis: { format: ".0%" } },
         x2: { field: "bin_end" },
-        y: { field: "edits", type: "quantitative", title: "edits" },
+        y: { field: "edits", type: "quantitative", title: "edits", axis: COUNT_AXIS },
       },
     },
     resolve: { scale: { y: "independent" } },
@@ -53,7 +71,7 @@ const SPECS = {
     encoding: {
       x: { field: "modality", type: "nominal", title: null, axis: { labelAngle: 0 } },
       xOffset: { field: "status", sort: STATUS_ORDER },
-      y: { field: "edits", type: "quantitative", title: "edits" },
+      y: { field: "edits", type: "quantitative", title: "edits", axis: COUNT_AXIS },
       color: { field: "status", type: "nominal", title: null, scale: { domain: STATUS_ORDER, range: STATUS_COLORS } },
     },
   },
@@ -76,8 +94,8 @@ const SPECS = {
 const views = {};
 const last = {};
 
-function spec(chart, rows) {
-  const base = SPECS[chart];
+function spec(chart, rows, unit) {
+  const base = typeof SPECS[chart] === "function" ? SPECS[chart](unit) : SPECS[chart];
   const full = {
     $schema: "https://vega.github.io/schema/vega-lite/v6.json",
     // Named, so later polls replace the values in place (view.data) instead of re-embedding.
@@ -88,7 +106,7 @@ function spec(chart, rows) {
   };
   if (!base.facet) {
     full.width = "container";
-    full.height = chart === "labels" || chart === "models" ? { step: chart === "models" ? 34 : 30 } : 200;
+    full.height = chart === "labels" || chart === "models" ? { step: chart === "models" ? 34 : 32 } : 200;
   }
   return full;
 }
@@ -100,10 +118,15 @@ function hasData(chart, rows) {
   return true;
 }
 
-async function drawChart(chart, rows) {
+async function drawChart(chart, rows, unit) {
   const key = JSON.stringify(rows);
   if (last[chart] === key) return;
   last[chart] = key;
+  if (views[chart] && views[chart].unit !== unit) {
+    // The bucket unit changed (a campaign outgrew minutes): a new axis, so a new view.
+    views[chart].view.finalize();
+    delete views[chart];
+  }
   const section = root.querySelector(`[data-chart="${chart}"]`);
   const el = section.querySelector(".dash-vis");
   const shown = hasData(chart, rows);
@@ -112,16 +135,16 @@ async function drawChart(chart, rows) {
   section.dataset.rows = String(rows.length);
   if (!shown) return;
   if (!views[chart]) {
-    const result = await window.vegaEmbed(el, spec(chart, rows), {
+    const result = await window.vegaEmbed(el, spec(chart, rows, unit), {
       ast: true,
       expr: expressionInterpreter,
       renderer: "svg",
       actions: { export: true, source: false, compiled: false, editor: false },
       downloadFileName: `campaign-${campaign}-${chart}`,
     });
-    views[chart] = result.view;
+    views[chart] = { view: result.view, unit };
   } else {
-    await views[chart].data("rows", rows).runAsync();
+    await views[chart].view.data("rows", rows).runAsync();
   }
   section.dataset.rendered = "1";
 }
@@ -146,7 +169,7 @@ function drawTable(rows) {
     tr.append(
       cell(r.annotator),
       cell(num(r.done), "num"),
-      cell(num(r.median_seconds, 1), "num"),
+      cell(r.median_seconds != null && r.median_seconds < 1 ? r.median_seconds.toFixed(2) : num(r.median_seconds, 1), "num"),
       cell(r.gold_answered ? `${pct(r.gold_accuracy)} (${r.gold_answered})` : "–", "num"),
       cell(pct(r.agreement), "num"),
       cell(num(r.edits_submitted), "num"),
@@ -196,7 +219,7 @@ async function refresh() {
     const data = await api("GET", root.dataset.api);
     drawProgress(data);
     drawTable(data.annotators);
-    for (const chart of Object.keys(SPECS)) await drawChart(chart, data[chart]);
+    for (const chart of Object.keys(SPECS)) await drawChart(chart, data[chart], chart === "throughput" ? data.throughput_unit : null);
     status.textContent = `Updated ${new Date().toLocaleTimeString()}`;
     root.dataset.loaded = String(Number(root.dataset.loaded || 0) + 1);
   } catch (err) {
