@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import random
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,10 @@ MAX_THREADS = 2  # shared 2-core machine, as the reference training
 def load_module(weights: bytes) -> torch.jit.ScriptModule:
     """A fresh, trainable copy of a package's module (never the adapter cache's copy, which
     live scoring keeps using). The bytes must have passed the sandboxed check."""
-    module = torch.jit.load(io.BytesIO(weights), map_location="cpu")
+    with warnings.catch_warnings():
+        # TorchScript is the package format (docs/models.md), deprecated upstream or not.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        module = torch.jit.load(io.BytesIO(weights), map_location="cpu")
     for p in module.parameters():
         p.requires_grad_(True)
     return module
@@ -97,7 +101,9 @@ def save_checked(
     (forward, and fuse(encode_*(x)) for a factorized package)."""
     module.eval()
     module.save(str(path))
-    reloaded = torch.jit.load(str(path), map_location="cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        reloaded = torch.jit.load(str(path), map_location="cpu")
     with torch.inference_mode():
         want = module(sample)
         got = reloaded(sample)

@@ -19,7 +19,7 @@ from counterpoint.errors import ServiceError
 
 
 def _pct(x: Any) -> str:
-    return "-" if x is None else f"{100 * x:.1f}%"
+    return "-" if x is None else f"{100 * x:.2f}%"
 
 
 class Command(BaseCommand):
