@@ -18,6 +18,8 @@ from annotation.models import Assignment, Campaign, CampaignRound, Counterfactua
 from annotation.models import Membership as M
 from annotation.selectors_results import edit_models_fooled, edits_fooling
 from annotation.selectors_rounds import campaign_rounds, vmer_interval
+from annotation.services.annotations import annotation_submit
+from annotation.services.assignments import assignment_lease
 from annotation.services.counterfactuals import edit_scores_record
 from annotation.services.exports import export_job_create
 from annotation.services.rounds import round_close, round_open
@@ -108,14 +110,24 @@ def test_every_edit_records_the_round_open_at_its_submission() -> None:
     round_close(round=first)
     between = _submit(campaign, people[2], "yes")
     second = round_open(campaign=campaign, target=model)
-    after = _submit(campaign, people[3], "yes")
+    assignment = assignment_lease(
+        campaign=campaign, annotator=people[3], kind="annotate"
+    ).assignment
+    assert assignment is not None
+    task = {"example": {"values": assignment.example.values}}
+    body = annotate_body(task, label="no", target="yes")
+    body.pop("idempotency_key")
+    result = annotation_submit(assignment=assignment, idempotency_key="round-2", **body)
+    after = result.edit
+    assert after is not None
     got = {
         e.pk: e.round_id
         for e in CounterfactualEdit.objects.filter(pk__in=[before.pk, during.pk, between.pk])
     }
     assert got == {before.pk: None, during.pk: first.pk, between.pk: None}
-    # The instance the submit returned reads its round from the row (the insert decided it).
+    # The instance the submit service returned reads its round as the insert stored it.
     assert after.round_id == second.pk
+    assert CounterfactualEdit.objects.get(pk=after.pk).round_id == second.pk
 
 
 def test_vmer_per_round_counts_the_edits_the_fooled_rule_picks() -> None:
