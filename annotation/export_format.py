@@ -105,6 +105,12 @@ def _pair_fields() -> list[Column]:
         Column("rationale", "string", "the author's free-text reason"),
         Column("confidence", "int", "the author's confidence 1-5 on the original"),
         Column("attempts_count", "int", "how many drafts were scored live before the submit"),
+        Column(
+            "round",
+            "int",
+            "the number of the campaign round open when the edit was submitted (docs/rounds.md; "
+            "empty: no round was open)",
+        ),
         Column("created_at", "string", "when the edit was submitted (ISO 8601, UTC)"),
     ]
 

@@ -195,6 +195,54 @@ class Campaign(models.Model):
         return self.name
 
 
+class CampaignRound(models.Model):
+    """A stage of a campaign's counterfactual collection (docs/rounds.md): edits submitted
+    while it is open belong to it, and its verified edits that its target model gets wrong
+    make its verified model error rate. `training` holds what train_round did with it (the
+    old and new models' accuracies side by side); `trained_model` is the version it
+    registered, at most one, so a second run registers nothing."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="rounds")
+    number = models.PositiveIntegerField()
+    target = models.ForeignKey(
+        "models_bridge.ModelVersion", on_delete=models.PROTECT, related_name="+"
+    )
+    opened_at = models.DateTimeField()
+    closed_at = models.DateTimeField(null=True, blank=True)
+    # The target's accuracy on the dataset's test split, when measured (train_round measures it).
+    target_accuracy = models.FloatField(null=True, blank=True)
+    trained_model = models.ForeignKey(
+        "models_bridge.ModelVersion",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    training = models.JSONField(default=dict, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["campaign_id", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "number"], name="round_unique_number"),
+            models.UniqueConstraint(
+                fields=["campaign"],
+                condition=Q(closed_at__isnull=True),
+                name="round_one_open_per_campaign",
+            ),
+            models.CheckConstraint(condition=Q(number__gte=1), name="round_number_positive"),
+            models.CheckConstraint(
+                condition=Q(closed_at__isnull=True) | Q(closed_at__gte=models.F("opened_at")),
+                name="round_closed_after_opened",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"round {self.number} of {self.campaign_id}"
+
+
 class CampaignExample(models.Model):
     """An example in a campaign's pool, with counters the assignment engine keeps (with F())."""
 
@@ -438,6 +486,11 @@ class CounterfactualEdit(models.Model):
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     validations_count = models.PositiveSmallIntegerField(default=0)
     validations_agree = models.PositiveSmallIntegerField(default=0)
+    # The campaign's round open when the edit was stored (set by the insert itself, see
+    # services.counterfactuals); None in a campaign without rounds.
+    round = models.ForeignKey(
+        CampaignRound, null=True, blank=True, on_delete=models.PROTECT, related_name="edits"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

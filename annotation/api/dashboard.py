@@ -18,6 +18,7 @@ from rest_framework.views import APIView
 from annotation.access import campaign_for_user
 from annotation.models import Campaign, Membership
 from annotation.selectors_dashboard import CHARTS, campaign_dashboard, dashboard_csv
+from annotation.selectors_rounds import campaign_rounds
 from counterpoint.errors import NotFound
 
 MANAGER = [Membership.Role.MANAGER]
@@ -31,7 +32,8 @@ def dashboard_data(*, campaign: Campaign) -> dict[str, Any]:
     hit = _cache.get(campaign.pk)
     if ttl > 0 and hit is not None and now - hit[0] < ttl:
         return hit[1]
-    data = campaign_dashboard(campaign=campaign)
+    # Rounds are read by their own selector (selectors_rounds), beside the dashboard's figures.
+    data = {**campaign_dashboard(campaign=campaign), "rounds": campaign_rounds(campaign=campaign)}
     if ttl > 0:
         # Aged from when the read finished: a read slower than the TTL must still be reused.
         _cache[campaign.pk] = (time.monotonic(), data)

@@ -44,6 +44,7 @@ from annotation.services.counterfactuals import (
     counterfactual_submit,
     edit_scores_enqueue,
 )
+from annotation.services.rounds import open_round_query
 from counterpoint.errors import Conflict, ValidationFailed
 
 RATIONALE_MAX_CHARS = 20_000
@@ -411,11 +412,17 @@ def _submit_pg(
     edit_sql, edit_select = "", "NULL"
     edit_params: list[Any] = []
     if edit is not None:
-        e_cols, e_vals, edit_params = insert_parts(edit, sql_values={"annotation_id": "ann.id"})
+        round_sql, round_params = open_round_query(
+            campaign_id=assignment.campaign_id
+        ).query.sql_with_params()
+        e_cols, e_vals, edit_params = insert_parts(
+            edit,
+            sql_values={"annotation_id": "ann.id", "round_id": (f"({round_sql})", round_params)},
+        )
         edit_sql = f""", edit AS (
-            INSERT INTO {quote(CounterfactualEdit._meta.db_table)} ({e_cols}) SELECT {e_vals} FROM ann RETURNING id
+            INSERT INTO {quote(CounterfactualEdit._meta.db_table)} ({e_cols}) SELECT {e_vals} FROM ann RETURNING id, round_id
         )"""
-        edit_select = "(SELECT id FROM edit)"
+        edit_select = "(SELECT id FROM edit), (SELECT round_id FROM edit)"
     sql = f"""
         WITH claimed AS (
             UPDATE {asg} SET status = %s, submitted_at = %s WHERE id = %s AND status = %s RETURNING id
@@ -441,6 +448,7 @@ def _submit_pg(
     annotation._state.db = "default"
     if edit is not None:
         edit.pk = row[1]
+        edit.round_id = row[2]
         edit._state.adding = False
         edit._state.db = "default"
     return annotation, edit

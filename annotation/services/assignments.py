@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -257,20 +258,27 @@ def quote(name: str) -> str:
 
 
 def insert_parts(
-    instance: models.Model, *, sql_values: dict[str, str] | None = None
+    instance: models.Model, *, sql_values: dict[str, str | tuple[str, Sequence[Any]]] | None = None
 ) -> tuple[str, str, list[Any]]:
     """(column list, value list, params) to INSERT `instance` (all concrete fields but the
     auto primary key, Python-side defaults applied), with some columns given as SQL
-    expressions (`sql_values`: attname → SQL) instead of parameters. Built from the model's
-    _meta, so a field added to the model later is inserted too."""
+    expressions (`sql_values`: attname → SQL, or (SQL, its params)) instead of parameters.
+    Built from the model's _meta, so a field added to the model later is inserted too."""
     sql_values = sql_values or {}
-    cols, values, params = [], [], []
+    cols: list[str] = []
+    values: list[str] = []
+    params: list[Any] = []
     for field in instance._meta.concrete_fields:
         if field.primary_key:
             continue
         cols.append(quote(str(field.column)))
         if field.attname in sql_values:
-            values.append(sql_values[field.attname])
+            given = sql_values[field.attname]
+            if isinstance(given, tuple):
+                values.append(given[0])
+                params.extend(given[1])
+            else:
+                values.append(given)
         else:
             values.append("%s")
             params.append(field.get_db_prep_save(field.pre_save(instance, True), connection))

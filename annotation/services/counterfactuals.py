@@ -16,6 +16,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Subquery
 
 from annotation import minimality
 from annotation.models import Annotation, Assignment, Campaign, CounterfactualEdit, Example, Media
@@ -27,6 +28,7 @@ from annotation.services.media import (
     media_read,
     media_store,
 )
+from annotation.services.rounds import open_round_query
 from counterpoint.errors import Unavailable, ValidationFailed
 
 logger = logging.getLogger(__name__)
@@ -280,9 +282,14 @@ def counterfactual_store_media(*, checked: CheckedEdit) -> None:
 
 
 def counterfactual_submit(*, annotation: Annotation, checked: CheckedEdit) -> CounterfactualEdit:
-    """Create the edit for a stored annotation (call inside the submit transaction)."""
+    """Create the edit for a stored annotation (call inside the submit transaction). Its
+    round is the campaign's open round, read by the INSERT itself (rounds.open_round_query)."""
     edit = counterfactual_edit_for(annotation=annotation, checked=checked)
+    edit.round_id = Subquery(open_round_query(campaign_id=annotation.campaign_id))  # type: ignore[assignment]
     edit.save(force_insert=True)
+    # The row holds the id the subquery found; the instance still holds the expression, so
+    # the attribute is dropped and reads as a deferred field (loaded on first access).
+    del edit.__dict__["round_id"]
     return edit
 
 

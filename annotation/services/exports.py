@@ -268,6 +268,7 @@ EDIT_FIELDS = (
     "annotation__rationale",
     "annotation__confidence",
     "annotation__assignment__attempts_count",
+    "round__number",
     "created_at",
 )
 
@@ -410,6 +411,7 @@ def _pair_rows(
                 "rationale": r["annotation__rationale"],
                 "confidence": r["annotation__confidence"],
                 "attempts_count": r["annotation__assignment__attempts_count"],
+                "round": r["round__number"],
                 "created_at": _iso(r["created_at"]),
             }
             for m in modalities:

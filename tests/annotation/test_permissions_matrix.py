@@ -298,6 +298,31 @@ ENDPOINTS: dict[str, tuple[Call, dict[str, int]]] = {
             "anonymous": 403,
         },
     ),
+    # --- rounds (docs/rounds.md); opening against no model: past the access gate, a 400 ---
+    "rounds list": (
+        lambda c, w: c.get(f"/api/v1/campaigns/{w.campaign.id}/rounds/"),
+        {
+            "manager": 200,
+            "annotator": 403,
+            "annotator2": 403,
+            "validator": 403,
+            "outsider": 404,
+            "anonymous": 403,
+        },
+    ),
+    "round open": (
+        lambda c, w: c.post(
+            f"/api/v1/campaigns/{w.campaign.id}/rounds/", {"target": 10**9}, format="json"
+        ),
+        {
+            "manager": 400,
+            "annotator": 403,
+            "annotator2": 403,
+            "validator": 403,
+            "outsider": 404,
+            "anonymous": 403,
+        },
+    ),
 }
 
 CASES = [(name, persona) for name in ENDPOINTS for persona in PERSONAS]

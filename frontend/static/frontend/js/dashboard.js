@@ -2,6 +2,7 @@
 // no flicker). Charts are Vega-Lite through vega-embed, evaluated by vega-interpreter
 // (`ast: true`), so they run under the page's CSP without eval.
 import { api } from "./api.js";
+import { drawRounds, wireRoundForm } from "./dashboard_rounds.js";
 import { expressionInterpreter } from "../vendor/vega-interpreter/vega-interpreter.js";
 
 const root = document.getElementById("dashboard");
@@ -219,6 +220,7 @@ async function refresh() {
     const data = await api("GET", root.dataset.api);
     drawProgress(data);
     drawTable(data.annotators);
+    drawRounds(campaign, data.rounds, refresh);
     for (const chart of Object.keys(SPECS)) await drawChart(chart, data[chart], chart === "throughput" ? data.throughput_unit : null);
     status.textContent = `Updated ${new Date().toLocaleTimeString()}`;
     root.dataset.loaded = String(Number(root.dataset.loaded || 0) + 1);
@@ -229,4 +231,5 @@ async function refresh() {
 }
 
 document.addEventListener("visibilitychange", () => { if (!document.hidden) refresh(); });
+wireRoundForm(campaign, refresh);
 refresh();
