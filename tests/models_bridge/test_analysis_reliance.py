@@ -16,32 +16,11 @@ from models_bridge.models import AnalysisResult
 from models_bridge.services.analysis import analysis_start
 from models_bridge.services.registry import campaign_models_set, model_register
 from models_bridge.tasks import analysis_run_task, edit_score_task
-from tests.annotation.annotator_helpers import annotate_body
-from tests.conftest import client_for
+from tests.models_bridge.conftest import annotate_all
 
 pytestmark = pytest.mark.django_db
 
 RELIANCE = ["synergy", "equivalence", "synergy", "specialization", "complementarity", "synergy"]
-
-
-def annotate_all(campaign: Any, user: Any, answers: list[str]) -> int:
-    """Lease and submit until the pool has nothing left for `user`, answering the reliance
-    question from `answers` in turn; returns how many were submitted."""
-    client = client_for(user)
-    done = 0
-    while True:
-        r = client.post(
-            f"/api/v1/campaigns/{campaign.pk}/lease/", {"kind": "annotate"}, format="json"
-        )
-        if r.status_code == 204:
-            return done
-        task = r.json()
-        body = annotate_body(task, label="yes", target="no", reliance=answers[done % len(answers)])
-        r = client.post(
-            f"/api/v1/assignments/{task['assignment']['id']}/submit/", body, format="json"
-        )
-        assert r.status_code == 201, r.content
-        done += 1
 
 
 @pytest.fixture
