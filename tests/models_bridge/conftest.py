@@ -144,8 +144,9 @@ def counting(mv: Any) -> CountingAdapter:
 
 
 def annotate_all(campaign: Any, user: Any, answers: list[str]) -> int:
-    """Lease and submit until the pool has nothing left for `user`, answering the reliance
-    question from `answers` in turn; returns how many were submitted."""
+    """Lease and submit until the pool has nothing left for `user`; the reliance answer is
+    `answers[example id % len(answers)]` (so people agree on an example given the same list);
+    returns how many were submitted."""
     client = client_for(user)
     done = 0
     while True:
@@ -155,7 +156,9 @@ def annotate_all(campaign: Any, user: Any, answers: list[str]) -> int:
         if r.status_code == 204:
             return done
         task = r.json()
-        body = annotate_body(task, label="yes", target="no", reliance=answers[done % len(answers)])
+        body = annotate_body(
+            task, label="yes", target="no", reliance=answers[task["example"]["id"] % len(answers)]
+        )
         r = client.post(
             f"/api/v1/assignments/{task['assignment']['id']}/submit/", body, format="json"
         )

@@ -104,9 +104,9 @@ const CHARTS = {
     const k = records(t.kappa)[0];
     if (k) {
       const cells = [
-        { humans: "needed both", model: "uses the interaction", n: k.both_yes },
+        { humans: "needed both", model: "uses it", n: k.both_yes },
         { humans: "needed both", model: "does not", n: k.humans_only },
-        { humans: "did not", model: "uses the interaction", n: k.model_only },
+        { humans: "did not", model: "uses it", n: k.model_only },
         { humans: "did not", model: "does not", n: k.both_no },
       ];
       const title = `Humans vs model (Cohen's κ = ${isNum(k.kappa) ? k.kappa.toFixed(3) : "–"}, n = ${k.n})`;
@@ -114,7 +114,7 @@ const CHARTS = {
         data: { values: cells },
         width: 260,
         height: 120,
-        encoding: { x: { field: "model", type: "nominal", title: "model", axis: { labelAngle: 0 } }, y: { field: "humans", type: "nominal", title: "humans" } },
+        encoding: { x: { field: "model", type: "nominal", title: "the model uses the interaction", sort: ["uses it", "does not"], axis: { labelAngle: 0 } }, y: { field: "humans", type: "nominal", title: "humans", sort: ["needed both", "did not"] } },
         layer: [
           { mark: { type: "rect", tooltip: true }, encoding: { color: { field: "n", type: "quantitative", title: "examples", scale: { scheme: "blues" } } } },
           { mark: { type: "text", fontSize: 13 }, encoding: { text: { field: "n", type: "quantitative" } } },
@@ -159,7 +159,7 @@ async function draw() {
       vis.className = "report-vis";
       figure.append(caption, vis);
       box.append(figure);
-      const full = { $schema: "https://vega.github.io/schema/vega-lite/v6.json", config: CONFIG, background: "white", width: "container", ...spec };
+      const full = { $schema: "https://vega.github.io/schema/vega-lite/v6.json", config: CONFIG, background: "white", width: "container", autosize: { type: "fit-x", contains: "padding" }, ...spec };
       await window.vegaEmbed(vis, full, {
         ast: true,
         expr: expressionInterpreter,
