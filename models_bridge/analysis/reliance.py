@@ -1,6 +1,6 @@
 """The reliance report's arithmetic (docs/analysis.md "The reliance report"): per human
-reliance category (DESIGN §4), what the model needed. Pure: numpy and
-annotation.agreement only, no database, no model.
+reliance category (docs/architecture.md "Reliance questions"), what the model needed.
+Pure: numpy and annotation.agreement only, no database, no model.
 
 Inputs are one `RelianceExample` per analysed example (its annotators' reliance answers and
 the model's figures on it) and one `RelianceEdit` per counterfactual edit of those examples.
