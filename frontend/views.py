@@ -44,10 +44,14 @@ def _campaign_or_page_error(request: HttpRequest, campaign_id: int, roles: list[
         return campaign_for_user(user=request.user, campaign_id=campaign_id, roles=roles)
 
 
-def manage_context(request: HttpRequest, campaign_id: int, *, tab: str) -> dict[str, Any]:
+def manage_context(
+    request: HttpRequest, campaign_id: int, *, tab: str, campaign: Campaign | None = None
+) -> dict[str, Any]:
     """The context every manager-console page (templates/frontend/manage/) starts from: the
-    campaign, if the caller manages it (404/403 page errors otherwise), and the current tab."""
-    campaign = _campaign_or_page_error(request, campaign_id, [Role.MANAGER])
+    campaign, if the caller manages it (404/403 page errors otherwise), and the current tab.
+    `campaign`: one an access helper already returned for this caller as its manager."""
+    if campaign is None:
+        campaign = _campaign_or_page_error(request, campaign_id, [Role.MANAGER])
     return {"campaign": campaign, "campaign_id_str": str(campaign.pk), "tab": tab}
 
 

@@ -117,7 +117,7 @@ def _cards(method: str, result: dict[str, Any], kinds: dict[str, str]) -> list[d
 @login_required
 def analysis_report(request: HttpRequest, campaign_id: int, job_id: int) -> HttpResponse:
     campaign, job = _job(request, campaign_id, job_id)
-    context = manage_context(request, campaign.pk, tab="analyses")
+    context = manage_context(request, campaign.pk, tab="analyses", campaign=campaign)
     kinds = {m["name"]: m["kind"] for m in campaign.dataset.modalities}
     sections = []
     charts = []

@@ -80,7 +80,7 @@ def test_the_list_page_offers_every_registered_method_and_the_campaign_models(
 
 
 def test_start_from_the_page_run_and_read_the_report(
-    world: dict[str, Any], django_capture_on_commit_callbacks: Any
+    world: dict[str, Any], django_capture_on_commit_callbacks: Any, exact_queries: Any
 ) -> None:
     campaign, manager = world["campaign"], world["manager"]
     names = list(METHODS)
@@ -101,7 +101,10 @@ def test_start_from_the_page_run_and_read_the_report(
     assert all(set(r) == {"id", "method"} for r in item["results"])
 
     base = f"/manage/campaigns/{campaign.pk}/analyses/{job.pk}/"
-    page = browser(manager).get(base)
+    client = browser(manager)
+    # session, user, membership (the access helper), the job, its results, its author
+    with exact_queries(6):
+        page = client.get(base)
     assert page.status_code == 200
     body = page.content.decode()
     results = {r.method: r.result for r in AnalysisResult.objects.filter(job=job)}
