@@ -10,9 +10,12 @@ is written as compact JSON."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from models_bridge.analysis.reliance import GROUPS
 
 Cell = str | int | float | bool | None
 
@@ -241,7 +244,10 @@ def _reliance(r: Mapping[str, Any]) -> list[Table]:
         cols,
         note="category: the majority reliance answer of the example's annotators",
     )
-    groups = [("overall", r.get("overall") or {}), *(r.get("by_category") or {}).items()]
+    by_category = r.get("by_category") or {}
+    # In the taxonomy's order (PostgreSQL's jsonb keeps no key order).
+    order = [g for g in GROUPS if g in by_category] + sorted(set(by_category) - set(GROUPS))
+    groups = [("overall", r.get("overall") or {}), *((g, by_category[g]) for g in order)]
     for name, g in groups:
         e = g.get("emap_changed") or {}
         row: list[Cell] = [
@@ -324,40 +330,43 @@ def _reliance(r: Mapping[str, Any]) -> list[Table]:
     return [t, kappa, dis]
 
 
+KEY_NAMES = re.compile(
+    r"^(head|heads|layer|name|id|example|cluster|modality|label|group|k)$|removed|pruned|step|level"
+)
+
+
+def _key_first(columns: list[str], records: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Columns in a fixed order whatever the database kept of the keys' order (PostgreSQL's
+    jsonb does not): the key column first (a name like head / heads_removed / step, else the
+    first column of strings), the rest sorted."""
+    cols = sorted(columns)
+    named = [c for c in cols if KEY_NAMES.search(c)]
+    texts = [c for c in cols if all(isinstance(r.get(c), str) for r in records)]
+    key = (named or texts or cols)[0]
+    return [key, *[c for c in cols if c != key]]
+
+
 def _generic(r: Mapping[str, Any]) -> list[Table]:
     tables: list[Table] = []
     summary = Table("summary", "Summary", ["field", "value"])
-    for key, value in r.items():
+    for key in sorted(r):
+        value = r[key]
+        title = key.replace("_", " ").capitalize()
         if (
             isinstance(value, Sequence)
             and not isinstance(value, str)
             and value
             and all(isinstance(v, Mapping) for v in value)
         ):
-            cols: list[str] = []
-            for v in value:
-                cols += [c for c in v if c not in cols]
-            tables.append(
-                Table(
-                    key,
-                    key.replace("_", " ").capitalize(),
-                    cols,
-                    [[cell(v.get(c)) for c in cols] for v in value],
-                )
-            )
+            cols = _key_first(list({c for v in value for c in v}), value)
+            tables.append(Table(key, title, cols, [[cell(v.get(c)) for c in cols] for v in value]))
         elif (
             isinstance(value, Mapping)
             and value
             and all(not isinstance(v, Mapping | list) for v in value.values())
         ):
-            tables.append(
-                Table(
-                    key,
-                    key.replace("_", " ").capitalize(),
-                    [key, "value"],
-                    [[str(k), cell(v)] for k, v in value.items()],
-                )
-            )
+            rows: list[list[Cell]] = [[str(k), cell(value[k])] for k in sorted(value)]
+            tables.append(Table(key, title, [key, "value"], rows))
         else:
             summary.rows.append([key, cell(value)])
     return [summary, *tables] if summary.rows else tables

@@ -180,3 +180,23 @@ def test_no_answers_at_all_gives_no_kappa() -> None:
     rep = reliance_report([ex(1, {}, True), ex(2, {}, False)], [], modalities=MODS)
     assert rep["kappa"]["value"] is None and rep["kappa"]["n"] == 0
     assert not math.isnan(rep["overall"]["emap_changed"]["value"])
+
+
+def test_a_result_of_an_unknown_method_gets_tables_in_a_fixed_column_order() -> None:
+    from models_bridge.analysis.tables import result_tables, table_csv
+
+    result = {
+        "variant": "v",
+        "pruning": [{"accuracy": 0.9, "heads_removed": 0}, {"heads_removed": 1, "accuracy": 0.7}],
+        "importance": [{"drop": 0.2, "head": 0}],
+        "by_label": {"yes": 0.5, "no": 0.25},
+        "nested": {"a": {"b": 1}},
+    }
+    tables = {t.key: t for t in result_tables("heads", result)}
+    assert list(tables) == ["summary", "by_label", "importance", "pruning"]
+    assert tables["pruning"].columns == ["heads_removed", "accuracy"]
+    assert tables["pruning"].rows == [[0, 0.9], [1, 0.7]]
+    assert tables["importance"].columns == ["head", "drop"]
+    assert tables["by_label"].rows == [["no", 0.25], ["yes", 0.5]]
+    assert tables["summary"].rows == [["nested", '{"a":{"b":1}}'], ["variant", "v"]]
+    assert table_csv(tables["pruning"]).splitlines() == ["heads_removed,accuracy", "0,0.9", "1,0.7"]
