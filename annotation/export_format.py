@@ -197,6 +197,7 @@ def datasheet(
     models: Sequence[str],
     as_of: str,
     hf_header: str = "",
+    analyses: Sequence[Mapping[str, Any]] = (),
 ) -> str:
     """The README.md of an archive: what the campaign was, how it was set up, how much it
     holds, how far annotators agreed, and what every column means."""
@@ -248,6 +249,22 @@ def datasheet(
         ]
     else:
         lines.append("No example has two labels yet: no agreement figure.")
+    lines += ["", "## Analyses", ""]
+    if analyses:
+        lines += [
+            "Results of the campaign's analysis jobs that had finished when the export was "
+            "requested (docs/analysis.md defines every figure); each file is the stored result.",
+            "",
+            "| file | job | method | model | variant | finished |",
+            "| --- | --- | --- | --- | --- | --- |",
+        ]
+        for a in analyses:
+            lines.append(
+                f"| `{a['file']}` | {a['job']} | {a['method']} | {_md_escape(a['model'])} | "
+                f"{_md_escape(a['variant'])} | {a['finished']} |"
+            )
+    else:
+        lines.append("No analysis of this campaign had finished when the export was requested.")
     lines += ["", "## Files", ""]
     lines += [f"- `{name}`" for name in files]
     lines += [

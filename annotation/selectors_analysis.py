@@ -53,11 +53,12 @@ def counterfactual_edit_rows(*, campaign: Campaign, model_version_id: int) -> li
     it, or could not: an error entry)."""
     key = str(model_version_id)
     out = []
-    for pk, modality, author, status, original, target, gold, scores in (
+    for pk, example_id, modality, author, status, original, target, gold, scores in (
         CounterfactualEdit.objects.filter(campaign=campaign)
         .order_by("id")
         .values_list(
             "id",
+            "example_id",
             "modality",
             "author__username",
             "status",
@@ -73,6 +74,7 @@ def counterfactual_edit_rows(*, campaign: Campaign, model_version_id: int) -> li
         out.append(
             {
                 "edit_id": pk,
+                "example_id": example_id,
                 "modality": modality,
                 "annotator": author,
                 "status": status,

@@ -2,7 +2,15 @@ from __future__ import annotations
 
 from django.urls import path
 
-from frontend import views, views_dashboard, views_exports, views_pairs, views_people, views_setup
+from frontend import (
+    views,
+    views_analyses,
+    views_dashboard,
+    views_exports,
+    views_pairs,
+    views_people,
+    views_setup,
+)
 
 app_name = "frontend"
 urlpatterns = [
@@ -13,6 +21,21 @@ urlpatterns = [
         "manage/campaigns/<int:campaign_id>/exports/",
         views_exports.exports,
         name="manage-exports",
+    ),
+    path(
+        "manage/campaigns/<int:campaign_id>/analyses/",
+        views_analyses.analyses,
+        name="manage-analyses",
+    ),
+    path(
+        "manage/campaigns/<int:campaign_id>/analyses/<int:job_id>/",
+        views_analyses.analysis_report,
+        name="manage-analysis",
+    ),
+    path(
+        "manage/campaigns/<int:campaign_id>/analyses/<int:job_id>/<str:method>.<str:fmt>",
+        views_analyses.analysis_download,
+        name="manage-analysis-download",
     ),
     path("manage/campaigns/<int:campaign_id>/pairs/", views_pairs.pairs, name="manage-pairs"),
     path(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from django.contrib.auth import views as auth_views
@@ -26,20 +28,30 @@ from counterpoint.errors import Forbidden, NotFound
 Role = Membership.Role
 
 
-def _campaign_or_page_error(request: HttpRequest, campaign_id: int, roles: list[str]) -> Campaign:
-    """The access helper's 404/403 as page errors (the API turns them into JSON instead)."""
+@contextmanager
+def page_errors() -> Iterator[None]:
+    """The access helpers' 404/403 as page errors (the API turns them into JSON instead)."""
     try:
-        return campaign_for_user(user=request.user, campaign_id=campaign_id, roles=roles)
+        yield
     except NotFound as exc:
         raise Http404(exc.message) from None
     except Forbidden as exc:
         raise PermissionDenied(exc.message) from None
 
 
-def manage_context(request: HttpRequest, campaign_id: int, *, tab: str) -> dict[str, Any]:
+def _campaign_or_page_error(request: HttpRequest, campaign_id: int, roles: list[str]) -> Campaign:
+    with page_errors():
+        return campaign_for_user(user=request.user, campaign_id=campaign_id, roles=roles)
+
+
+def manage_context(
+    request: HttpRequest, campaign_id: int, *, tab: str, campaign: Campaign | None = None
+) -> dict[str, Any]:
     """The context every manager-console page (templates/frontend/manage/) starts from: the
-    campaign, if the caller manages it (404/403 page errors otherwise), and the current tab."""
-    campaign = _campaign_or_page_error(request, campaign_id, [Role.MANAGER])
+    campaign, if the caller manages it (404/403 page errors otherwise), and the current tab.
+    `campaign`: one an access helper already returned for this caller as its manager."""
+    if campaign is None:
+        campaign = _campaign_or_page_error(request, campaign_id, [Role.MANAGER])
     return {"campaign": campaign, "campaign_id_str": str(campaign.pk), "tab": tab}
 
 

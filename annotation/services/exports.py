@@ -68,12 +68,17 @@ class Snapshot:
     as_of: datetime
     max_annotation_id: int
     max_edit_id: int
+    # The analysis results (models_bridge.AnalysisResult ids) of the campaign's analysis jobs
+    # that had finished when the export was requested: results are immutable, so the ids fix
+    # the archive's analyses/ files.
+    analysis_results: list[int] = field(default_factory=list)
 
     def as_params(self) -> dict[str, Any]:
         return {
             "as_of": self.as_of.isoformat(),
             "max_annotation_id": self.max_annotation_id,
             "max_edit_id": self.max_edit_id,
+            "analysis_results": list(self.analysis_results),
         }
 
     @classmethod
@@ -82,14 +87,50 @@ class Snapshot:
             as_of=datetime.fromisoformat(params["as_of"]),
             max_annotation_id=int(params["max_annotation_id"]),
             max_edit_id=int(params["max_edit_id"]),
+            # Jobs requested before analyses were exported have none.
+            analysis_results=[int(x) for x in params.get("analysis_results") or []],
         )
 
 
 def export_snapshot(*, campaign: Campaign) -> Snapshot:
+    from models_bridge.models import AnalysisResult
+
     now = timezone.now().astimezone(UTC).replace(microsecond=0)
     max_a = Annotation.objects.filter(campaign=campaign).aggregate(m=Max("id"))["m"] or 0
     max_e = CounterfactualEdit.objects.filter(campaign=campaign).aggregate(m=Max("id"))["m"] or 0
-    return Snapshot(as_of=now, max_annotation_id=max_a, max_edit_id=max_e)
+    results = AnalysisResult.objects.filter(
+        job__campaign=campaign, job__kind=Job.Kind.ANALYSIS, job__status=Job.Status.SUCCEEDED
+    ).order_by("id")
+    return Snapshot(
+        as_of=now,
+        max_annotation_id=max_a,
+        max_edit_id=max_e,
+        analysis_results=list(results.values_list("id", flat=True)),
+    )
+
+
+def _write_analyses(zout: _ZipOut, snapshot: Snapshot) -> list[dict[str, Any]]:
+    """The snapshot's analysis results as analyses/<job>-<method>.json (sorted keys, so the
+    same results give the same bytes); returns what the datasheet lists of each."""
+    from models_bridge.models import AnalysisResult
+
+    listed = []
+    rows = AnalysisResult.objects.filter(id__in=snapshot.analysis_results).select_related("job")
+    for row in rows.order_by("id"):
+        name = f"analyses/{row.job_id}-{row.method}.json"
+        with zout.open(name) as fh:
+            fh.write(orjson.dumps(row.result, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2))
+        listed.append(
+            {
+                "file": name,
+                "job": row.job_id,
+                "method": row.method,
+                "model": str(row.job.params.get("model", "")),
+                "variant": str(row.result.get("variant", "")),
+                "finished": _iso(row.created_at),
+            }
+        )
+    return listed
 
 
 def check_format(fmt: str) -> str:
@@ -676,6 +717,7 @@ def export_build(
                     ext = src.suffix.lstrip(".") or "bin"
                     zout.add_file(fmtmod.image_entry_path(sha, ext), src, compress=False)
                     media_files += 1
+        analyses = _write_analyses(zout, snapshot)
         agreement = export_agreement(campaign=campaign, snap=snapshot)
         counts = {
             "annotations": rows["annotations"],
@@ -692,6 +734,7 @@ def export_build(
             .count(),
             "examples in the pool": campaign.items.count(),
             "media files": media_files,
+            "analysis results": len(analyses),
         }
         # The images are one line, not one per file: an archive may hold a hundred thousand.
         files = [n for n in zout.names if not n.startswith("media/")]
@@ -711,6 +754,7 @@ def export_build(
             agreement=agreement,
             tables=tables,
             models=campaign_models,
+            analyses=analyses,
             as_of=snapshot.as_of.isoformat(),
             hf_header=_hf_header(list(fmtmod.TABLES)[::-1]) if fmt == "hf" else "",
         )

@@ -64,6 +64,7 @@ class EditRow:
     gold_label: str | None = None  # the example's gold label, if any
     pred_original: str | None = None  # the model's prediction on the original
     pred_edit: str | None = None  # the model's prediction on the edit
+    example_id: int | None = None  # the edited example
 
     @property
     def reference_label(self) -> str:

@@ -169,14 +169,14 @@ def _acc(pred: list[str], gold: list[str | None]) -> float | None:
     return sum(1 for i in idx if pred[i] == gold[i]) / len(idx) if idx else None
 
 
-def ablation_run(
-    *, campaign: Campaign, model_version: ModelVersion, params: dict[str, Any], progress: Progress
-) -> dict[str, Any]:
-    """Accuracy with each modality in turn replaced by a recorded null input."""
-    data = analysis_data(campaign=campaign, model_version=model_version, params=params)
+def ablation_predictions(
+    *, data: AnalysisData, model_version: ModelVersion, params: dict[str, Any], progress: Progress
+) -> tuple[str, list[str], dict[str, list[str]], dict[str, dict[str, Any]]]:
+    """(variant, predictions on the intact inputs, per modality the predictions with it
+    replaced by its recorded null input, per modality that null input's record)."""
     adapter = _adapter(model_version)
     n = data.n
-    a, b = data.modalities
+    a = data.modalities[0]
     nulls: dict[str, dict[str, Any]] = {}
     values = {m: list(v) for m, v in data.values.items()}
     for m in data.modalities:
@@ -189,19 +189,34 @@ def ablation_run(
     idx = np.arange(n)
     full = predicted_labels(model_version, pairs.pairs(idx, idx))
     progress(1, 3)
-    base = _acc(full, data.gold)
-    out: dict[str, Any] = {
-        "method": "ablation",
-        "variant": pairs.variant,
-        "model": str(model_version),
-        "n": n,
-        "accuracy": base,
-        "modalities": {},
-    }
+    nulled: dict[str, list[str]] = {}
     for k, m in enumerate(data.modalities):
         null_idx = np.full(n, n)
         ia, ib = (null_idx, idx) if m == a else (idx, null_idx)
-        pred = predicted_labels(model_version, pairs.pairs(ia, ib))
+        nulled[m] = predicted_labels(model_version, pairs.pairs(ia, ib))
+        progress(k + 2, 3)
+    return pairs.variant, full, nulled, nulls
+
+
+def ablation_run(
+    *, campaign: Campaign, model_version: ModelVersion, params: dict[str, Any], progress: Progress
+) -> dict[str, Any]:
+    """Accuracy with each modality in turn replaced by a recorded null input."""
+    data = analysis_data(campaign=campaign, model_version=model_version, params=params)
+    variant, full, nulled, nulls = ablation_predictions(
+        data=data, model_version=model_version, params=params, progress=progress
+    )
+    base = _acc(full, data.gold)
+    out: dict[str, Any] = {
+        "method": "ablation",
+        "variant": variant,
+        "model": str(model_version),
+        "n": data.n,
+        "accuracy": base,
+        "modalities": {},
+    }
+    for m in data.modalities:
+        pred = nulled[m]
         acc = _acc(pred, data.gold)
         out["modalities"][m] = {
             "null_input": nulls[m],
@@ -214,9 +229,7 @@ def ablation_run(
                 gold=data.gold, predicted=full, predicted_emap=pred, groups=data.groups
             ),
         }
-        progress(k + 2, 3)
     out["note"] = "by_group: 'model' = intact inputs, 'emap' = this modality nulled"
-    del b
     return out
 
 

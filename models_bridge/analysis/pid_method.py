@@ -32,7 +32,7 @@ MAX_K = 64
 MAX_EXAMPLES = 20000
 
 
-def _int_param(params: Mapping[str, Any], name: str, default: int, lo: int, hi: int) -> int:
+def int_param(params: Mapping[str, Any], name: str, default: int, lo: int, hi: int) -> int:
     value = params.get(name, default)
     if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
         raise ValidationFailed(
@@ -99,10 +99,10 @@ def run_pid(
     to examples with these gold labels, e.g. the yes/no questions). Needs the factorized interface:
     a black-box model has no encodings to cluster, and clustering raw pixels would measure
     the image format rather than what the model reads (named error `pid_needs_factorized`)."""
-    k = _int_param(params, "k", PID_DEFAULTS["k"], 1, MAX_K)
-    limit = _int_param(params, "max_examples", PID_DEFAULTS["max_examples"], 2, MAX_EXAMPLES)
-    seed = _int_param(params, "seed", PID_DEFAULTS["seed"], 0, 2**31 - 1)
-    batch_size = _int_param(params, "batch_size", PID_DEFAULTS["batch_size"], 1, 4096)
+    k = int_param(params, "k", PID_DEFAULTS["k"], 1, MAX_K)
+    limit = int_param(params, "max_examples", PID_DEFAULTS["max_examples"], 2, MAX_EXAMPLES)
+    seed = int_param(params, "seed", PID_DEFAULTS["seed"], 0, 2**31 - 1)
+    batch_size = int_param(params, "batch_size", PID_DEFAULTS["batch_size"], 1, 4096)
     if not model_version.factorized:
         raise ValidationFailed(
             f"{model_version} does not expose the factorized interface (encode/fuse): PID "
@@ -162,8 +162,8 @@ def run_counterfactual(
     """Counterfactual metrics of the campaign's edits against `model_version`, overall, per
     modality edited and per annotator (definitions in models_bridge/analysis/counterfactual.py).
     Params: resamples (bootstrap, default 1000), seed (default 0)."""
-    resamples = _int_param(params, "resamples", 1000, 0, 100000)
-    seed = _int_param(params, "seed", 0, 0, 2**31 - 1)
+    resamples = int_param(params, "resamples", 1000, 0, 100000)
+    seed = int_param(params, "seed", 0, 0, 2**31 - 1)
     rows = [
         EditRow(**r)
         for r in counterfactual_edit_rows(campaign=campaign, model_version_id=model_version.pk)
@@ -210,9 +210,9 @@ def run_clusters(
             "(then it computes the exact EMAP itself)",
             code="clusters_vectors_missing",
         )
-    k_min = _int_param(params, "k_min", 2, 2, MAX_K)
-    k_max = _int_param(params, "k_max", 8, k_min, MAX_K)
-    seed = _int_param(params, "seed", 0, 0, 2**31 - 1)
+    k_min = int_param(params, "k_min", 2, 2, MAX_K)
+    k_max = int_param(params, "k_max", 8, k_min, MAX_K)
+    seed = int_param(params, "seed", 0, 0, 2**31 - 1)
     try:
         ids = sorted(int(pk) for pk in vectors)
         matrix = np.asarray([vectors[pk] if pk in vectors else vectors[str(pk)] for pk in ids])
@@ -249,7 +249,7 @@ def run_clusters(
                 "size": len(members),
                 "mean_interaction_norm": float(norms.mean()),
                 "reliance": dict(sorted(counts.items())),
-                "examples": [_example_ref(examples[pk], kinds) for pk in member_ids],
+                "examples": [example_ref(examples[pk], kinds) for pk in member_ids],
             }
         )
     progress(1, 1)
@@ -264,7 +264,7 @@ def run_clusters(
     }
 
 
-def _example_ref(row: Mapping[str, Any], kinds: Mapping[str, str]) -> dict[str, Any]:
+def example_ref(row: Mapping[str, Any], kinds: Mapping[str, str]) -> dict[str, Any]:
     ref: dict[str, Any] = {
         "id": row["id"],
         "external_id": row["external_id"],

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 from counterpoint.errors import ValidationFailed
 from models_bridge.analysis.methods import ablation_run, emap_run, perceptual_run
 from models_bridge.analysis.pid_method import run_clusters, run_counterfactual, run_pid
+from models_bridge.analysis.reliance_method import run_reliance
 
 
 class AnalysisMethod(Protocol):
@@ -33,6 +34,7 @@ METHODS: dict[str, AnalysisMethod] = {
     "pid": run_pid,
     "counterfactual": run_counterfactual,
     "clusters": run_clusters,
+    "reliance": run_reliance,
 }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -45,12 +45,16 @@ class AnalysisJobSerializer(serializers.Serializer):
     results = AnalysisResultSerializer(many=True)
 
 
-def _job_json(job: Job, results: list[AnalysisResult]) -> dict[str, Any]:
+def _job_json(job: Job, results: list[AnalysisResult], *, bodies: bool = True) -> dict[str, Any]:
     return {
-        "job": {**job.summary(), "error": job.error},
+        "job": {**job.summary(), "error": job.error, "created_at": job.created_at.isoformat()},
         "model": job.params.get("model", ""),
         "methods": job.params.get("methods", []),
-        "results": AnalysisResultSerializer(results, many=True).data,
+        "results": (
+            AnalysisResultSerializer(results, many=True).data
+            if bodies
+            else [{"id": r.pk, "method": r.method} for r in results]
+        ),
     }
 
 
@@ -76,18 +80,33 @@ class CampaignAnalysesView(APIView):
         response["Location"] = f"/api/v1/campaigns/{campaign.pk}/analyses/{job.pk}/"
         return response
 
-    @extend_schema(responses={200: AnalysisJobSerializer(many=True)})
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "results",
+                str,
+                enum=["full", "methods"],
+                description="`methods`: each result as its id and method only (the analyses "
+                "page polls this); default `full`",
+            )
+        ],
+        responses={200: AnalysisJobSerializer(many=True)},
+    )
     def get(self, request: Request, campaign_id: int) -> Response:
         campaign = campaign_for_user(user=request.user, campaign_id=campaign_id, roles=MANAGER)
+        bodies = request.query_params.get("results", "full") != "methods"
         jobs = list(
             Job.objects.filter(campaign=campaign, kind=Job.Kind.ANALYSIS)
             .defer("log")
             .order_by("-id")[:100]
         )
         results: dict[int, list[AnalysisResult]] = {j.pk: [] for j in jobs}
-        for r in AnalysisResult.objects.filter(job_id__in=list(results)).order_by("id"):
+        rows = AnalysisResult.objects.filter(job_id__in=list(results)).order_by("id")
+        if not bodies:
+            rows = rows.only("id", "job_id", "method")
+        for r in rows:
             results[r.job_id].append(r)
-        return Response([_job_json(j, results[j.pk]) for j in jobs])
+        return Response([_job_json(j, results[j.pk], bodies=bodies) for j in jobs])
 
 
 class CampaignAnalysisView(APIView):

@@ -16,6 +16,8 @@ from annotation.schema import content_hash
 from annotation.services.media import media_store_bytes
 from models_bridge.adapters.base import Adapter, Batch
 from models_bridge.services.loading import adapter_cache_clear, adapter_cache_put, adapter_for
+from tests.annotation.annotator_helpers import annotate_body
+from tests.conftest import client_for
 from tests.factories import MembershipFactory, UserFactory
 
 MODELS_DIR = Path(settings.MODELS_DIR)
@@ -139,3 +141,26 @@ def counting(mv: Any) -> CountingAdapter:
     wrapper = CountingAdapter(adapter_for(mv))
     adapter_cache_put(mv, wrapper)
     return wrapper
+
+
+def annotate_all(campaign: Any, user: Any, answers: list[str]) -> int:
+    """Lease and submit until the pool has nothing left for `user`; the reliance answer is
+    `answers[example id % len(answers)]` (so people agree on an example given the same list);
+    returns how many were submitted."""
+    client = client_for(user)
+    done = 0
+    while True:
+        r = client.post(
+            f"/api/v1/campaigns/{campaign.pk}/lease/", {"kind": "annotate"}, format="json"
+        )
+        if r.status_code == 204:
+            return done
+        task = r.json()
+        body = annotate_body(
+            task, label="yes", target="no", reliance=answers[task["example"]["id"] % len(answers)]
+        )
+        r = client.post(
+            f"/api/v1/assignments/{task['assignment']['id']}/submit/", body, format="json"
+        )
+        assert r.status_code == 201, r.content
+        done += 1

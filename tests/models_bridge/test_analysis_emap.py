@@ -272,6 +272,11 @@ def test_results_endpoints_with_pinned_queries(
     assert r.status_code == 200
     listed = r.json()
     assert [len(j["results"]) for j in listed] == [0, 2]
+    # The page's poll: the same three queries, each result as its id and method only.
+    with django_assert_num_queries(3):
+        r = client.get(f"{url}?results=methods")
+    assert [[x["method"] for x in j["results"]] for j in r.json()] == [[], ["emap", "perceptual"]]
+    assert set(r.json()[1]["results"][0]) == {"id", "method"}
     # memberships, the job, its results
     with django_assert_num_queries(3):
         r = client.get(f"{url}{job.pk}/")
