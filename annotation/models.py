@@ -497,6 +497,7 @@ class Job(models.Model):
         EXPORT = "export"
         SCORE = "score"
         ANALYSIS = "analysis"
+        PERTURB = "perturb"
 
     class Status(models.TextChoices):
         PENDING = "pending"
@@ -639,3 +640,77 @@ class CrowdWorker(models.Model):
 
     def __str__(self) -> str:
         return f"{self.worker_id}@{self.link_id}"
+
+
+class PerturbationStudy(models.Model):
+    """One perturbation of one modality of a campaign's examples along an ordered ladder of
+    levels (annotation/perturbations.py; docs/perturbation.md). Its PerturbedItem rows are
+    built by a Job of kind perturb; `status` says whether they are all there."""
+
+    class Status(models.TextChoices):
+        BUILDING = "building"
+        READY = "ready"
+        FAILED = "failed"
+
+    campaign = models.ForeignKey(
+        Campaign, on_delete=models.CASCADE, related_name="perturbation_studies"
+    )
+    name = models.CharField(max_length=200)
+    modality = models.CharField(max_length=100)
+    perturbation = models.CharField(max_length=40)
+    # Strictly increasing floats; the first is the perturbation's identity (level 0).
+    levels = models.JSONField()
+    seed = models.IntegerField(default=0)
+    # The accuracy of guessing; None: 1 / |label space|.
+    chance = models.FloatField(null=True, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.BUILDING)
+    job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        verbose_name_plural = "perturbation studies"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["campaign", "name"], name="perturbation_study_unique_name"
+            ),
+            models.CheckConstraint(
+                condition=Q(chance__isnull=True) | (Q(chance__gt=0) & Q(chance__lt=1)),
+                name="perturbation_study_chance_fraction",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.perturbation} of {self.modality})"
+
+
+class PerturbedItem(models.Model):
+    """One base example at one rung of a study's ladder: the full values humans and models
+    see (same shape as Example.values, the studied modality replaced; an image as the stored
+    Media's sha256, also in `media`), and their content hash, so model scores are shared with
+    any identical input."""
+
+    study = models.ForeignKey(PerturbationStudy, on_delete=models.CASCADE, related_name="items")
+    example = models.ForeignKey(Example, on_delete=models.CASCADE, related_name="perturbed_items")
+    level_index = models.PositiveSmallIntegerField()
+    level = models.FloatField()
+    values = models.JSONField()
+    media = models.ForeignKey(
+        Media, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    content_hash = models.CharField(max_length=64, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["study_id", "example_id", "level_index"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["study", "example", "level_index"], name="perturbed_item_once_per_level"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.study_id}/{self.example_id}@{self.level_index}"

@@ -13,6 +13,7 @@ from annotation.api import dashboard as dashboard_api  # noqa: E402
 from annotation.api import exports as exports_api  # noqa: E402
 from annotation.api import imports as imports_api  # noqa: E402
 from annotation.api import people as people_api  # noqa: E402
+from annotation.api import perturbations as perturbations_api  # noqa: E402
 from annotation.api import results as results_api  # noqa: E402
 from annotation.api import setup as setup_api  # noqa: E402
 from annotation.api import tasks as tasks_api  # noqa: E402
@@ -26,6 +27,7 @@ results_api.register(router, urlpatterns)
 exports_api.register(router, urlpatterns)
 people_api.register(router, urlpatterns)
 dashboard_api.register(router, urlpatterns)
+perturbations_api.register(router, urlpatterns)
 
 urlpatterns += router.urls
 _ = path
