@@ -2,7 +2,15 @@ from __future__ import annotations
 
 from django.urls import path
 
-from frontend import views, views_dashboard, views_exports, views_pairs, views_people, views_setup
+from frontend import (
+    views,
+    views_dashboard,
+    views_exports,
+    views_pairs,
+    views_people,
+    views_perturb,
+    views_setup,
+)
 
 app_name = "frontend"
 urlpatterns = [
@@ -15,6 +23,11 @@ urlpatterns = [
         name="manage-exports",
     ),
     path("manage/campaigns/<int:campaign_id>/pairs/", views_pairs.pairs, name="manage-pairs"),
+    path(
+        "manage/campaigns/<int:campaign_id>/perturbation/",
+        views_perturb.perturbation,
+        name="manage-perturbation",
+    ),
     path(
         "manage/campaigns/<int:campaign_id>/pairs/<int:edit_id>/",
         views_pairs.pairs,
