@@ -222,10 +222,15 @@ def media_for_user(*, user: User, sha256: str) -> Media:
                     Q(assignment__annotator_id=uid) | Q(assignment__campaign_id__in=managed)
                 )
             )
-            # Perturbed images: the managers of the study's campaign.
+            # Perturbed images: the managers of the study's campaign, and whoever holds or
+            # held a perturbation task on that very item (not its other levels).
             | Exists(
-                PerturbedItem.objects.filter(
-                    media_id=OuterRef("pk"), study__campaign_id__in=managed
+                PerturbedItem.objects.filter(media_id=OuterRef("pk")).filter(
+                    Q(study__campaign_id__in=managed)
+                    | Q(
+                        assignments__annotator_id=uid,
+                        assignments__kind=Assignment.Kind.PERTURBATION,
+                    )
                 )
             )
         )
@@ -266,4 +271,18 @@ def perturbation_study_for_user(
     )
     if study is None:
         raise NotFound(f"perturbation study {study_id} does not exist")
+    return study
+
+
+def perturbation_study_of(*, campaign: Campaign, study_id: object) -> PerturbationStudy:
+    """A study of `campaign` (already access-checked), 404 otherwise."""
+    pk = parse_pk(study_id)
+    study = (
+        PerturbationStudy.objects.filter(pk=pk, campaign=campaign).first()
+        if pk is not None
+        else None
+    )
+    if study is None:
+        raise NotFound(f"perturbation study {study_id} does not exist in this campaign")
+    study.campaign = campaign
     return study

@@ -8,7 +8,15 @@ from typing import Any
 from django.db.models import Count
 
 from annotation import perturbations as pt
-from annotation.models import Campaign, PerturbationStudy, PerturbedItem
+from annotation.markdown import instructions_html
+from annotation.models import (
+    Assignment,
+    Campaign,
+    PerturbationLabel,
+    PerturbationStudy,
+    PerturbedItem,
+)
+from annotation.selectors import values_payload
 
 
 def perturbation_catalogue() -> list[dict[str, Any]]:
@@ -73,3 +81,37 @@ def study_detail(*, study: PerturbationStudy) -> dict[str, Any]:
         .order_by()
     )
     return study_row(study, items_by_level=[counts.get(i, 0) for i in range(len(study.levels))])
+
+
+def perturbation_task_payload(*, assignment: Assignment) -> dict[str, Any]:
+    """The JSON of a perturbation task for its holder: the perturbed values (never the level,
+    nor the base example's id) and the label space. Precondition: the caller holds it
+    (access.assignment_for_user); campaign and dataset loaded."""
+    campaign = assignment.campaign
+    dataset = campaign.dataset
+    item = assignment.perturbed_item
+    assert item is not None  # the kind's check constraint
+    study_id = item.study_id
+    done = PerturbationLabel.objects.filter(
+        study_id=study_id, annotator_id=assignment.annotator_id
+    ).count()
+    target = PerturbedItem.objects.filter(study_id=study_id, level_index=0).count()
+    return {
+        "assignment": {
+            "id": assignment.pk,
+            "kind": assignment.kind,
+            "status": assignment.status,
+            "leased_at": assignment.leased_at.isoformat(),
+            "expires_at": assignment.expires_at.isoformat(),
+        },
+        "campaign": {
+            "id": campaign.pk,
+            "name": campaign.name,
+            "instructions_html": instructions_html(campaign.instructions),
+            "label_space": list(dataset.label_space),
+            "modalities": list(dataset.modalities),
+        },
+        "study": study_id,
+        "example": {"values": values_payload(item.values, dataset)},
+        "progress": {"done": done, "target": target},
+    }

@@ -202,6 +202,7 @@ def perturbation_items_build(
         .filter(n=rungs)
         .values_list("example_id", flat=True)
     )
+    position = {pk: i for i, pk in enumerate(example_ids)}
     todo = [pk for pk in example_ids if pk not in done_ids]
     created = 0
     total = len(example_ids)
@@ -220,6 +221,7 @@ def perturbation_items_build(
                         example=example,
                         level_index=index,
                         level=study.levels[index],
+                        position=position[example.pk],
                         values=values,
                         media=media,
                         content_hash=content_hash(values),
