@@ -95,7 +95,7 @@ class PsychometricFit:
 
     def p(self, x: Any) -> Any:
         z = -(np.asarray(x, dtype=np.float64) - self.midpoint) / self.scale
-        return self.chance + (self.top - self.chance) / (1 + np.exp(-z))
+        return self.chance + (self.top - self.chance) / (1 + np.exp(np.clip(-z, -500, 500)))
 
     @property
     def halfway(self) -> float | None:
@@ -144,7 +144,7 @@ def fit_psychometric(
 
     def nll(theta: np.ndarray) -> float:
         top, mid, scale = unpack(theta)
-        p = chance + (top - chance) / (1 + np.exp((x - mid) / scale))
+        p = chance + (top - chance) / (1 + np.exp(np.clip((x - mid) / scale, -500, 500)))
         p = np.clip(p, eps, 1 - eps)
         return float(-(k * np.log(p) + (n - k) * np.log(1 - p)).sum())
 
