@@ -29,6 +29,16 @@ urlpatterns = [
         name="manage-perturbation",
     ),
     path(
+        "manage/campaigns/<int:campaign_id>/perturbation/<int:study_id>/",
+        views_perturb.perturbation_study,
+        name="manage-perturbation-study",
+    ),
+    path(
+        "campaigns/<int:campaign_id>/perturbation/<int:study_id>/",
+        views_perturb.perturbation_task,
+        name="perturbation-task",
+    ),
+    path(
         "manage/campaigns/<int:campaign_id>/pairs/<int:edit_id>/",
         views_pairs.pairs,
         name="manage-pair",

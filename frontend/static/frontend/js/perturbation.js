@@ -53,7 +53,13 @@ function render(list) {
     const row = document.createElement("tr");
     row.dataset.studyId = String(s.id);
     row.dataset.status = s.status;
-    cell(row, s.name);
+    const name = document.createElement("td");
+    const link = document.createElement("a");
+    link.href = `/manage/campaigns/${campaignId}/perturbation/${s.id}/`;
+    link.className = "study-link";
+    link.textContent = s.name;
+    name.append(link);
+    row.append(name);
     cell(row, `${s.perturbation} of ${s.modality}`);
     cell(row, s.levels.join(", "), "small");
     const job = s.job ? ` · ${s.job.done} of ${s.job.total} examples` : "";
