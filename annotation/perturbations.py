@@ -312,6 +312,23 @@ def perturb_image(data: bytes, *, name: str, level: float, seed: int, key: str) 
     return _png(_IMAGE_OPS[name](pixels, level, _rng(seed, key, name)))
 
 
+def perturb_image_levels(
+    data: bytes, *, name: str, levels: Sequence[float], seed: int, key: str
+) -> list[bytes]:
+    """perturb_image at each of `levels`, decoding the image once: the same bytes as one call
+    per level (each level draws from a fresh generator of the same seed)."""
+    perturbation = perturbation_get(name)
+    if perturbation.kind != "image":
+        raise PerturbationError(f"{name} is not an image perturbation", code="perturbation_kind")
+    pixels = decode_rgb(data)
+    return [
+        _png(pixels)
+        if level == perturbation.identity
+        else _png(_IMAGE_OPS[name](pixels, level, _rng(seed, key, name)))
+        for level in levels
+    ]
+
+
 def perturb_text(text: str, *, name: str, level: float, seed: int, key: str) -> str:
     perturbation = perturbation_get(name)
     if perturbation.kind != "text":

@@ -29,7 +29,12 @@ from annotation.models import (
 )
 from annotation.schema import content_hash
 from annotation.selectors import tabular_mad
-from annotation.services.media import check_image_bytes, media_read, media_store
+from annotation.services.media import (
+    CheckedImage,
+    check_image_bytes,
+    media_read,
+    media_store_many,
+)
 from counterpoint.errors import Conflict, ValidationFailed
 
 BUILD_CHUNK = 50
@@ -120,37 +125,40 @@ def study_chance(study: PerturbationStudy) -> float:
 
 @dataclass(frozen=True)
 class _Perturber:
-    """Turns one example's values into its values at each rung (no database writes but the
-    content-addressed media store)."""
+    """Turns one example's values into its values at each rung, without writing anything:
+    images come back as checked PNG bytes for the caller to store."""
 
     study: PerturbationStudy
     kind: str
     mad: dict[str, float | None]
 
-    def values_at(self, example: Example) -> list[tuple[dict[str, Any], Media | None]]:
+    def values_at(
+        self, example: Example, sources: dict[str, bytes]
+    ) -> list[tuple[dict[str, Any], CheckedImage | str | None]]:
+        """(values, image) per rung; the image is the original's sha256 at the first rung
+        (the example itself) and a CheckedImage at the others. [] when the example's image
+        is not stored (it stays out of the study)."""
         study, modality = self.study, self.study.modality
         original = example.values.get(modality)
         key = example.content_hash
-        out: list[tuple[dict[str, Any], Media | None]] = [(dict(example.values), None)]
-        source = b""
+        out: list[tuple[dict[str, Any], CheckedImage | str | None]] = [
+            (dict(example.values), original if self.kind == "image" else None)
+        ]
+        rungs = study.levels[1:]
         if self.kind == "image":
-            media = (
-                Media.objects.filter(sha256=original).first() if isinstance(original, str) else None
+            source = sources.get(str(original))
+            if source is None:
+                return []
+            images = pt.perturb_image_levels(
+                source, name=study.perturbation, levels=rungs, seed=study.seed, key=key
             )
-            if media is None:
-                return []  # no stored image to perturb: the example stays out of the study
-            source = media_read(media)
-            out[0] = (dict(example.values), media)
-        for level in study.levels[1:]:
+            for data in images:
+                checked = check_image_bytes(data)
+                out.append(({**example.values, modality: checked.sha256}, checked))
+            return out
+        for level in rungs:
             values = dict(example.values)
-            stored: Media | None = None
-            if self.kind == "image":
-                data = pt.perturb_image(
-                    source, name=study.perturbation, level=level, seed=study.seed, key=key
-                )
-                stored = media_store(checked=check_image_bytes(data))
-                values[modality] = stored.sha256
-            elif self.kind == "text":
+            if self.kind == "text":
                 values[modality] = pt.perturb_text(
                     str(original or ""),
                     name=study.perturbation,
@@ -167,8 +175,16 @@ class _Perturber:
                     key=key,
                     mad=self.mad,
                 )
-            out.append((values, stored))
+            out.append((values, None))
         return out
+
+
+def _sources(examples: list[Example], modality: str) -> dict[str, bytes]:
+    """The stored bytes of the examples' images in `modality` (one query per chunk)."""
+    shas = {
+        str(e.values.get(modality)) for e in examples if isinstance(e.values.get(modality), str)
+    }
+    return {m.sha256: media_read(m) for m in Media.objects.filter(sha256__in=sorted(shas))}
 
 
 @dataclass
@@ -212,9 +228,24 @@ def perturbation_items_build(
         chunk = list(
             Example.objects.filter(pk__in=todo[start : start + BUILD_CHUNK]).order_by("pk")
         )
+        sources = _sources(chunk, study.modality) if kind == "image" else {}
+        per_example = [(example, perturber.values_at(example, sources)) for example in chunk]
+        # Images stored before the rows' transaction (files, then their Media rows).
+        new_images = [
+            img for _, rungs_ in per_example for _, img in rungs_ if isinstance(img, CheckedImage)
+        ]
+        stored = media_store_many(checked=new_images) if new_images else {}
+        originals = (
+            {m.sha256: m for m in Media.objects.filter(sha256__in=list(sources))} if sources else {}
+        )
         rows = []
-        for example in chunk:
-            for index, (values, media) in enumerate(perturber.values_at(example)):
+        for example, rungs_ in per_example:
+            for index, (values, image) in enumerate(rungs_):
+                media: Media | None = None
+                if isinstance(image, CheckedImage):
+                    media = stored[image.sha256]
+                elif isinstance(image, str):
+                    media = originals.get(image)
                 rows.append(
                     PerturbedItem(
                         study=study,

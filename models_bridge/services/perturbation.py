@@ -21,7 +21,12 @@ from annotation.models import (
     PerturbedItem,
 )
 from annotation.selectors import tabular_mad
-from annotation.services.media import check_image_bytes, media_read, media_store
+from annotation.services.media import (
+    CheckedImage,
+    check_image_bytes,
+    media_read,
+    media_store_many,
+)
 from annotation.services.perturbations import study_chance
 from counterpoint.errors import Conflict, ValidationFailed
 from models_bridge.analysis.perturbation_curves import (
@@ -180,10 +185,11 @@ class _Values:
             else {}
         )
 
-    def at(self, example: Any, level: float) -> dict[str, Any]:
+    def at(self, example: Any, level: float) -> tuple[dict[str, Any], CheckedImage | None]:
+        """(values, the new image to store first, if any)."""
         found = self.rungs.get((example.pk, level))
         if found is not None:
-            return found
+            return found, None
         study, modality = self.study, self.study.modality
         values = dict(example.values)
         original = example.values.get(modality)
@@ -195,7 +201,9 @@ class _Values:
             data = pt.perturb_image(
                 self.bytes[sha], name=study.perturbation, level=level, seed=study.seed, key=key
             )
-            values[modality] = media_store(checked=check_image_bytes(data)).sha256
+            checked = check_image_bytes(data)
+            values[modality] = checked.sha256
+            return values, checked
         elif self.kind == "text":
             values[modality] = pt.perturb_text(
                 str(original or ""), name=study.perturbation, level=level, seed=study.seed, key=key
@@ -209,7 +217,7 @@ class _Values:
                 key=key,
                 mad=self.mad,
             )
-        return values
+        return values, None
 
 
 def minimal_perturbation(
@@ -246,7 +254,11 @@ def minimal_perturbation(
 
     def evaluate(asked: list[tuple[int, float]]) -> list[bool]:
         steps["n"] += 1
-        rows = [values.at(examples[order[i]], level) for i, level in asked]
+        made = [values.at(examples[order[i]], level) for i, level in asked]
+        images = [img for _, img in made if img is not None]
+        if images:
+            media_store_many(checked=images)  # stored like the rungs, before scoring
+        rows = [v for v, _ in made]
         results = score(model_version=model_version, inputs=rows, stats=stats)
         out = []
         for (i, _), res in zip(asked, results, strict=True):

@@ -180,3 +180,13 @@ def test_unknown_or_mismatched_perturbation_is_refused() -> None:
 def test_every_default_ladder_is_valid() -> None:
     for p in pt.PERTURBATIONS.values():
         assert pt.check_ladder(p, list(p.default_ladder))[0] == p.identity
+
+
+@pytest.mark.parametrize("name", IMAGE_NAMES)
+def test_a_whole_ladder_at_once_is_the_same_bytes(name: str) -> None:
+    original = photo()
+    ladder = list(pt.perturbation_get(name).default_ladder)
+    at_once = pt.perturb_image_levels(original, name=name, levels=ladder, seed=4, key="k")
+    assert at_once == [
+        pt.perturb_image(original, name=name, level=lv, seed=4, key="k") for lv in ladder
+    ]
