@@ -75,6 +75,7 @@ def run() -> None:
             perturbation=perturbation,
             levels=levels,
             seed=0,
+            enqueue=False,  # this process runs the job (no broker)
         )
         t = time.perf_counter()
         perturbation_build_run(study.job_id)
@@ -106,7 +107,12 @@ def run() -> None:
 
     bare_before = bare()
     job = bulk_score_start(
-        model_version=mv, created_by=None, campaign=campaign, target="perturbed", study=noise
+        model_version=mv,
+        created_by=None,
+        campaign=campaign,
+        target="perturbed",
+        study=noise,
+        enqueue=False,
     )
     t = time.perf_counter()
     bulk_score_task(job.pk)

@@ -54,8 +54,10 @@ def perturbation_study_create(
     levels: Sequence[Any] | None = None,
     seed: int = 0,
     chance: float | None = None,
+    enqueue: bool = True,
 ) -> PerturbationStudy:
-    """Define a study and enqueue the job that builds its items (on commit). Precondition: the
+    """Define a study and enqueue the job that builds its items (on commit; with
+    `enqueue=False` the caller runs perturbation_build_run itself). Precondition: the
     caller manages `campaign`. Raises ValidationFailed: perturbation_unknown,
     perturbation_modality (no such modality, or not of the perturbation's kind),
     perturbation_ladder_invalid, perturbation_chance; Conflict perturbation_study_exists."""
@@ -107,7 +109,8 @@ def perturbation_study_create(
             )
             study.job = job
             study.save(update_fields=["job"])
-            job_enqueue(job=job, task=perturbation_build_run)
+            if enqueue:
+                job_enqueue(job=job, task=perturbation_build_run)
     except IntegrityError:
         raise Conflict(
             f"the campaign already has a study named {name!r}", code="perturbation_study_exists"

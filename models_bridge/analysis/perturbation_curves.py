@@ -140,7 +140,8 @@ def fit_psychometric(
 
     def unpack(theta: np.ndarray) -> tuple[float, float, float]:
         top = chance + (1 - chance) * _sigmoid(float(theta[0]))
-        return top, float(theta[1]), math.exp(float(theta[2]))
+        # log-scale clamped: flat data drive it off to ±infinity, where exp overflows.
+        return top, float(theta[1]), math.exp(min(max(float(theta[2]), -30.0), 30.0))
 
     def nll(theta: np.ndarray) -> float:
         top, mid, scale = unpack(theta)

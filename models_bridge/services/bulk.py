@@ -43,8 +43,10 @@ def bulk_score_start(
     target: str = "examples",
     split: str | None = None,
     study: Any = None,
+    enqueue: bool = True,
 ) -> Job:
-    """Create a scoring job and send it to a worker when the transaction commits."""
+    """Create a scoring job and send it to a worker when the transaction commits (unless
+    `enqueue` is False: the caller runs it in its own process, as the commands do)."""
     from models_bridge.tasks import bulk_score_task
 
     if target not in TARGETS:
@@ -70,7 +72,8 @@ def bulk_score_start(
     job = job_create(
         kind=Job.Kind.SCORE, created_by=created_by, params=params, campaign=campaign, dataset=ds
     )
-    job_enqueue(job=job, task=bulk_score_task)
+    if enqueue:
+        job_enqueue(job=job, task=bulk_score_task)
     return job
 
 

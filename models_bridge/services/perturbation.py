@@ -51,7 +51,9 @@ def study_models(study: PerturbationStudy) -> list[ModelVersion]:
     )
 
 
-def perturbation_score_start(*, study: PerturbationStudy, created_by: Any) -> list[Job]:
+def perturbation_score_start(
+    *, study: PerturbationStudy, created_by: Any, enqueue: bool = True
+) -> list[Job]:
     """One bulk scoring job per active campaign model over the study's items (cached inputs
     cost nothing). Conflict study_not_ready; ValidationFailed study_no_models."""
     if study.status != PerturbationStudy.Status.READY:
@@ -71,6 +73,7 @@ def perturbation_score_start(*, study: PerturbationStudy, created_by: Any) -> li
             campaign=study.campaign,
             target="perturbed",
             study=study,
+            enqueue=enqueue,
         )
         for mv in models
     ]
@@ -87,11 +90,14 @@ def _curve(
     fit = fit_psychometric(
         levels, [p.correct for p in points], [p.n for p in points], chance=chance
     )
+    halfway = fit.halfway if fit is not None else None
     return {
         "points": [p.as_dict() for p in points],
         "fit": fit.as_dict() if fit is not None else None,
         "fit_curve": _fit_curve(levels, fit),
-        "halfway": fit.halfway if fit is not None else None,
+        "halfway": halfway,
+        # A flat curve's fitted halfway lies far beyond the ladder: extrapolated, not measured.
+        "halfway_on_ladder": halfway is not None and levels[0] <= halfway <= levels[-1],
         "empirical_halfway": empirical_halfway(points, chance=chance),
         "observations": len(observations),
     }

@@ -116,3 +116,14 @@ def test_minimal_levels_finds_thresholds_within_budget(continuous: bool) -> None
             assert t <= f.level <= t + width + 1e-12
         else:
             assert f.level == levels[rung]
+
+
+@pytest.mark.parametrize(
+    "correct",
+    [[20, 20, 20, 20, 20], [0, 0, 0, 0, 0], [20, 0, 0, 0, 0], [0, 0, 0, 0, 20], [3, 1, 4, 1, 5]],
+)
+def test_fit_survives_degenerate_data(correct: list[int]) -> None:
+    fit = pc.fit_psychometric([0, 0.1, 0.2, 0.4, 0.8], correct, [20] * 5, chance=1 / 13)
+    assert fit is not None
+    assert 1 / 13 <= fit.top <= 1 and fit.scale > 0
+    assert np.all(np.isfinite(fit.p([0, 0.5, 1.0])))

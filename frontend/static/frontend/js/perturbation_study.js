@@ -30,7 +30,7 @@ function spec(body) {
   for (const s of all) {
     for (const p of s.curve.points) if (p.accuracy != null) points.push({ who: s.name, level: p.level, accuracy: p.accuracy, low: p.low, high: p.high, n: p.n });
     for (const f of s.curve.fit_curve || []) fits.push({ who: s.name, level: f.level, accuracy: f.accuracy });
-    if (s.curve.halfway != null && s.curve.halfway <= body.levels[body.levels.length - 1]) halves.push({ who: s.name, level: s.curve.halfway });
+    if (s.curve.halfway_on_ladder) halves.push({ who: s.name, level: s.curve.halfway });
   }
   const color = { field: "who", type: "nominal", title: null, scale: { domain: names, range: COLORS } };
   const x = { field: "level", type: "quantitative", title: `level (${body.perturbation} of ${body.modality})` };
@@ -62,7 +62,7 @@ function row(cells, tag = "td") {
 function tables(body) {
   const tbody = document.querySelector("#study-halfway tbody");
   tbody.replaceChildren(...series(body).map((s) => {
-    const tr = row([s.name, String(s.curve.observations), pct(s.curve.points[0].accuracy), num(s.curve.halfway), num(s.curve.empirical_halfway)]);
+    const tr = row([s.name, String(s.curve.observations), pct(s.curve.points[0].accuracy), s.curve.halfway_on_ladder ? num(s.curve.halfway) : "beyond the ladder", num(s.curve.empirical_halfway)]);
     tr.dataset.who = s.name;
     return tr;
   }));
