@@ -113,6 +113,7 @@ def test_curves_put_humans_and_models_side_by_side(world, exact_queries):  # typ
     assert [p["accuracy"] for p in humans["points"]] == [1, 1, 1, 0, 0]
     assert humans["empirical_halfway"] == pytest.approx(0.2 + (0.4 - 0.2) * 0.5 / 1.0, abs=0.1)
     assert humans["fit"] is not None and 0.2 < humans["halfway"] < 0.4
+    assert humans["halfway_on_ladder"] is True
     (model,) = body["models"]
     assert model["id"] == world["mv"].pk and model["scored"] == 50
     # The model's accuracy at each rung is what its stored scores say.

@@ -3,7 +3,7 @@
 // lease decides which example at which level; the page never learns the level.
 import { api } from "./api.js";
 import { el, clear, uuid4, isTypingTarget, labelIndexForKey, pageConfig } from "./util.js";
-import { labelButtons, errorSlot, showError, toast, banner, signInLink } from "./common_ui.js";
+import { labelButtons, errorSlot, showError, toast, banner, signInLink, helpDialog } from "./common_ui.js";
 import { exampleView } from "./example_view.js";
 
 const cfg = pageConfig();
@@ -14,6 +14,13 @@ const topBanner = document.getElementById("ws-banner");
 const progressEl = document.getElementById("ws-progress");
 const CONFIDENCE = ["", "guessing", "unsure", "fairly sure", "sure", "certain"];
 let S = null;
+
+const help = helpDialog([
+  [["1", "…", "9", ",", "0", ",", "a", ",", "b", "…"], "choose the answer"],
+  [["Shift", "+", "1", "…", "5"], "how sure you are"],
+  [["Ctrl", "+", "Enter"], "submit and go to the next"],
+  [["?"], "show this help"],
+]);
 
 async function loadTask() {
   clear(app).append(el("p", { class: "loading muted" }, "Getting the next example…"));
@@ -99,8 +106,10 @@ async function submit() {
 
 document.addEventListener("keydown", (e) => {
   if (e.defaultPrevented || !S) return;
+  if (document.querySelector("dialog[open]") && e.key !== "?") return;
   if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) { e.preventDefault(); submit(); return; }
   if (isTypingTarget(e.target) || e.ctrlKey || e.metaKey || e.altKey) return;
+  if (e.key === "?") { e.preventDefault(); help.toggle(); return; }
   if (e.shiftKey && /^[1-5]$/.test(e.code.replace("Digit", ""))) {
     const n = Number(e.code.replace("Digit", ""));
     const input = document.getElementById(`conf-${n}`);
@@ -112,5 +121,7 @@ document.addEventListener("keydown", (e) => {
   const labels = S.task.campaign.label_space;
   if (i >= 0 && i < labels.length) { e.preventDefault(); pick(labels[i]); }
 });
+
+document.getElementById("help-btn")?.addEventListener("click", () => help.toggle());
 
 loadTask();
