@@ -14,6 +14,7 @@ from typing import Any
 
 from annotation import perturbations as pt
 from annotation.models import (
+    CounterfactualEdit,
     Job,
     Media,
     PerturbationLabel,
@@ -299,6 +300,33 @@ def minimal_perturbation(
         "median_level": _median(reached),
         "rows": rows,
         "levels_histogram": _histogram(reached, levels),
+        "human_edits": human_edit_sizes(study=study),
+    }
+
+
+# The minimality figure that says how big a human edit of each modality kind is
+# (annotation/minimality.py): the counterpart of a perturbation's level.
+EDIT_SIZE = {"text": "minimality", "image": "pixel_fraction", "tabular": "fraction_changed"}
+
+
+def human_edit_sizes(*, study: PerturbationStudy) -> dict[str, Any]:
+    """The campaign's human counterfactual edits of the study's modality: their sizes (the
+    modality kind's minimality figure), to set beside the models' minimal perturbations."""
+    kind = study.campaign.dataset.modality_kind(study.modality) or ""
+    measure = EDIT_SIZE.get(kind, "")
+    sizes = sorted(
+        float(m[measure])
+        for m in CounterfactualEdit.objects.filter(
+            campaign=study.campaign, modality=study.modality
+        ).values_list("minimality", flat=True)
+        if isinstance(m, dict) and isinstance(m.get(measure), int | float)
+    )
+    return {
+        "modality": study.modality,
+        "measure": measure,
+        "count": len(sizes),
+        "median": _median(sizes),
+        "sizes": sizes[:1000],
     }
 
 

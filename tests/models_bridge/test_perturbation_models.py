@@ -139,6 +139,14 @@ def test_minimal_perturbation_agrees_with_walking_the_ladder(world):  # type: ig
         campaign=campaign, model_version=mv, params={"study": study.pk, "refine": 3}, progress=noop
     )
     assert out["examples"] == 10 and out["refine"] == 3
+    # Beside it, the campaign's human edits of the same modality (none here).
+    assert out["human_edits"] == {
+        "modality": "image",
+        "measure": "pixel_fraction",
+        "count": 0,
+        "median": None,
+        "sizes": [],
+    }
     assert out["mean_calls"] <= 2 * math.log2(len(LEVELS)) + 3
     chance = 1 / len(campaign.dataset.label_space)
     items = PerturbedItem.objects.filter(study=study).select_related("example")
