@@ -23,6 +23,8 @@ from annotation.models import (
     Job,
     Media,
     Membership,
+    PerturbationStudy,
+    PerturbedItem,
 )
 from counterpoint.errors import Forbidden, NotFound
 from counterpoint.parsers import parse_pk
@@ -220,6 +222,17 @@ def media_for_user(*, user: User, sha256: str) -> Media:
                     Q(assignment__annotator_id=uid) | Q(assignment__campaign_id__in=managed)
                 )
             )
+            # Perturbed images: the managers of the study's campaign, and whoever holds or
+            # held a perturbation task on that very item (not its other levels).
+            | Exists(
+                PerturbedItem.objects.filter(media_id=OuterRef("pk")).filter(
+                    Q(study__campaign_id__in=managed)
+                    | Q(
+                        assignments__annotator_id=uid,
+                        assignments__kind=Assignment.Kind.PERTURBATION,
+                    )
+                )
+            )
         )
     found = media.first()
     if found is None:
@@ -240,3 +253,36 @@ def export_for_user(*, user: User, campaign_id: int, export_id: int) -> Job:
     if job is None:
         raise NotFound(f"export {export_id} does not exist in campaign {campaign_id}")
     return job
+
+
+def perturbation_study_for_user(
+    *, user: User, campaign_id: int, study_id: int
+) -> PerturbationStudy:
+    """A study of a campaign `user` manages (404 for outsiders and unknown ids, 403 for the
+    campaign's annotators and validators)."""
+    campaign = campaign_for_user(user=user, campaign_id=campaign_id, roles=[Role.MANAGER])
+    pk = parse_pk(study_id)
+    study = (
+        PerturbationStudy.objects.select_related("campaign__dataset", "job")
+        .filter(pk=pk, campaign=campaign)
+        .first()
+        if pk is not None
+        else None
+    )
+    if study is None:
+        raise NotFound(f"perturbation study {study_id} does not exist")
+    return study
+
+
+def perturbation_study_of(*, campaign: Campaign, study_id: object) -> PerturbationStudy:
+    """A study of `campaign` (already access-checked), 404 otherwise."""
+    pk = parse_pk(study_id)
+    study = (
+        PerturbationStudy.objects.filter(pk=pk, campaign=campaign).first()
+        if pk is not None
+        else None
+    )
+    if study is None:
+        raise NotFound(f"perturbation study {study_id} does not exist in this campaign")
+    study.campaign = campaign
+    return study

@@ -325,6 +325,8 @@ class Assignment(models.Model):
     class Kind(models.TextChoices):
         ANNOTATE = "annotate"
         VALIDATE = "validate"
+        # A perturbed example of a PerturbationStudy to label (docs/perturbation.md).
+        PERTURBATION = "perturbation"
 
     class Status(models.TextChoices):
         ACTIVE = "active"
@@ -333,7 +335,7 @@ class Assignment(models.Model):
         SKIPPED = "skipped"
 
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="assignments")
-    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.ANNOTATE)
+    kind = models.CharField(max_length=12, choices=Kind.choices, default=Kind.ANNOTATE)
     example = models.ForeignKey(Example, on_delete=models.CASCADE, related_name="assignments")
     edit = models.ForeignKey(
         "CounterfactualEdit",
@@ -341,6 +343,13 @@ class Assignment(models.Model):
         blank=True,
         on_delete=models.CASCADE,
         related_name="validation_assignments",
+    )
+    perturbed_item = models.ForeignKey(
+        "PerturbedItem",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="assignments",
     )
     annotator = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments"
@@ -380,9 +389,19 @@ class Assignment(models.Model):
                 condition=Q(status="active"),
                 name="assignment_one_open_lease",
             ),
+            # Each base example at most once per person in a campaign's perturbation tasks
+            # (the balanced design, docs/perturbation.md): never at two levels.
+            models.UniqueConstraint(
+                fields=["campaign", "example", "annotator"],
+                condition=Q(kind="perturbation"),
+                name="assignment_once_per_example_perturbation",
+            ),
             models.CheckConstraint(
-                condition=(Q(kind="annotate") & Q(edit__isnull=True))
-                | (Q(kind="validate") & Q(edit__isnull=False)),
+                condition=(
+                    Q(kind="annotate") & Q(edit__isnull=True) & Q(perturbed_item__isnull=True)
+                )
+                | (Q(kind="validate") & Q(edit__isnull=False) & Q(perturbed_item__isnull=True))
+                | (Q(kind="perturbation") & Q(edit__isnull=True) & Q(perturbed_item__isnull=False)),
                 name="assignment_kind_matches_target",
             ),
         ]
@@ -565,6 +584,7 @@ class Job(models.Model):
         EXPORT = "export"
         SCORE = "score"
         ANALYSIS = "analysis"
+        PERTURB = "perturb"
 
     class Status(models.TextChoices):
         PENDING = "pending"
@@ -707,3 +727,151 @@ class CrowdWorker(models.Model):
 
     def __str__(self) -> str:
         return f"{self.worker_id}@{self.link_id}"
+
+
+class PerturbationStudy(models.Model):
+    """One perturbation of one modality of a campaign's examples along an ordered ladder of
+    levels (annotation/perturbations.py; docs/perturbation.md). Its PerturbedItem rows are
+    built by a Job of kind perturb; `status` says whether they are all there."""
+
+    class Status(models.TextChoices):
+        BUILDING = "building"
+        READY = "ready"
+        FAILED = "failed"
+
+    campaign = models.ForeignKey(
+        Campaign, on_delete=models.CASCADE, related_name="perturbation_studies"
+    )
+    name = models.CharField(max_length=200)
+    modality = models.CharField(max_length=100)
+    perturbation = models.CharField(max_length=40)
+    # Strictly increasing floats; the first is the perturbation's identity (level 0).
+    levels = models.JSONField()
+    seed = models.IntegerField(default=0)
+    # The accuracy of guessing; None: 1 / |label space|.
+    chance = models.FloatField(null=True, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.BUILDING)
+    job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        verbose_name_plural = "perturbation studies"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["campaign", "name"], name="perturbation_study_unique_name"
+            ),
+            models.CheckConstraint(
+                condition=Q(chance__isnull=True) | (Q(chance__gt=0) & Q(chance__lt=1)),
+                name="perturbation_study_chance_fraction",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.perturbation} of {self.modality})"
+
+
+class PerturbedItem(models.Model):
+    """One base example at one rung of a study's ladder: the full values humans and models
+    see (same shape as Example.values, the studied modality replaced; an image as the stored
+    Media's sha256, also in `media`), and their content hash, so model scores are shared with
+    any identical input."""
+
+    study = models.ForeignKey(PerturbationStudy, on_delete=models.CASCADE, related_name="items")
+    example = models.ForeignKey(Example, on_delete=models.CASCADE, related_name="perturbed_items")
+    level_index = models.PositiveSmallIntegerField()
+    level = models.FloatField()
+    # The example's place in the study (0..N-1, by example id), the column of the Latin square.
+    position = models.PositiveIntegerField()
+    values = models.JSONField()
+    media = models.ForeignKey(
+        Media, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    content_hash = models.CharField(max_length=64, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["study_id", "example_id", "level_index"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["study", "example", "level_index"], name="perturbed_item_once_per_level"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.study_id}/{self.example_id}@{self.level_index}"
+
+
+class PerturbationParticipant(models.Model):
+    """An annotator's row of a study's Latin square: `slot` 0, 1, 2 … in the order people
+    started the study, so consecutive participants see each example at consecutive levels."""
+
+    study = models.ForeignKey(
+        PerturbationStudy, on_delete=models.CASCADE, related_name="participants"
+    )
+    annotator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
+    slot = models.PositiveIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["study_id", "slot"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["study", "annotator"], name="perturbation_participant_once"
+            ),
+            models.UniqueConstraint(fields=["study", "slot"], name="perturbation_slot_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.annotator_id}@{self.study_id}#{self.slot}"
+
+
+class PerturbationLabel(models.Model):
+    """An annotator's label (and confidence) of one perturbed item: the human side of the
+    study's curves. No edit step."""
+
+    assignment = models.OneToOneField(
+        Assignment, on_delete=models.CASCADE, related_name="perturbation_label"
+    )
+    study = models.ForeignKey(PerturbationStudy, on_delete=models.CASCADE, related_name="labels")
+    item = models.ForeignKey(PerturbedItem, on_delete=models.CASCADE, related_name="labels")
+    example = models.ForeignKey(Example, on_delete=models.CASCADE, related_name="+")
+    annotator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="perturbation_labels"
+    )
+    level_index = models.PositiveSmallIntegerField()
+    label = models.CharField(max_length=200)
+    confidence = models.PositiveSmallIntegerField(null=True, blank=True)
+    is_gold = models.BooleanField(default=False)
+    time_spent_ms = models.PositiveIntegerField(default=0)
+    idempotency_key = models.CharField(max_length=100, null=True, blank=True)
+    request_hash = models.CharField(max_length=64, blank=True, default="")
+    late = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["study", "example", "annotator"], name="perturbation_label_once"
+            ),
+            models.UniqueConstraint(
+                fields=["annotator", "idempotency_key"],
+                condition=Q(idempotency_key__isnull=False),
+                name="perturbation_label_unique_idempotency_key",
+            ),
+            models.CheckConstraint(
+                condition=Q(confidence__isnull=True)
+                | (Q(confidence__gte=1) & Q(confidence__lte=5)),
+                name="perturbation_label_confidence_1_to_5",
+            ),
+        ]
+        indexes = [models.Index(fields=["study", "level_index"], name="perturbation_label_level")]
+
+    def __str__(self) -> str:
+        return f"perturbation label #{self.pk}: {self.label}"

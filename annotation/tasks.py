@@ -132,3 +132,45 @@ def expire_stale_leases() -> int:
         if n < SWEEP_BATCH:
             break
     return total
+
+
+def _perturbation_build_work(run: JobRun) -> JobOutcome:
+    from annotation.services.perturbations import perturbation_build_job_run
+
+    study, report = perturbation_build_job_run(job=run.job, progress=run.progress)
+    return JobOutcome(
+        result={
+            "study": study.pk,
+            "examples": report.examples,
+            "items_created": report.items_created,
+            "items_total": report.items_total,
+        },
+        message=(
+            f"built {report.items_created} perturbed items of study {study.name!r} "
+            f"({report.items_total} in all, {report.examples} examples x {len(study.levels)} levels)"
+        ),
+    )
+
+
+@shared_task(
+    bind=True,
+    name="annotation.tasks.perturbation_build_run",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    soft_time_limit=IMPORT_SOFT_LIMIT_S,
+    time_limit=IMPORT_HARD_LIMIT_S,
+    ignore_result=True,
+)
+def perturbation_build_run(self: Any, job_id: int) -> None:
+    """Build the perturbed items of the study of job `job_id`. Safe to run twice: only the
+    claiming run works, and the build only adds missing (study, example, level) rows."""
+    run_job(
+        task=self,
+        job_id=job_id,
+        what="the perturbation build",
+        start_message=lambda job: f"perturbation build started (study {job.params.get('study')})",
+        work=_perturbation_build_work,
+        soft_limit_s=IMPORT_SOFT_LIMIT_S,
+        hard_limit_s=IMPORT_HARD_LIMIT_S,
+        on_failure="the items built so far are kept; run it again to finish",
+    )

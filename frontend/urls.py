@@ -9,6 +9,7 @@ from frontend import (
     views_exports,
     views_pairs,
     views_people,
+    views_perturb,
     views_setup,
 )
 
@@ -38,6 +39,21 @@ urlpatterns = [
         name="manage-analysis-download",
     ),
     path("manage/campaigns/<int:campaign_id>/pairs/", views_pairs.pairs, name="manage-pairs"),
+    path(
+        "manage/campaigns/<int:campaign_id>/perturbation/",
+        views_perturb.perturbation,
+        name="manage-perturbation",
+    ),
+    path(
+        "manage/campaigns/<int:campaign_id>/perturbation/<int:study_id>/",
+        views_perturb.perturbation_study,
+        name="manage-perturbation-study",
+    ),
+    path(
+        "campaigns/<int:campaign_id>/perturbation/<int:study_id>/",
+        views_perturb.perturbation_task,
+        name="perturbation-task",
+    ),
     path(
         "manage/campaigns/<int:campaign_id>/pairs/<int:edit_id>/",
         views_pairs.pairs,

@@ -12,8 +12,20 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from annotation.access import assignment_for_user, campaign_for_user, is_staff
-from annotation.models import Annotation, Assignment, CounterfactualEdit, Validation
+from annotation.access import (
+    assignment_for_user,
+    campaign_for_user,
+    is_staff,
+    perturbation_study_of,
+)
+from annotation.models import (
+    Annotation,
+    Assignment,
+    CounterfactualEdit,
+    Membership,
+    PerturbationLabel,
+    Validation,
+)
 from annotation.selectors import (
     feedback_for,
     member_context,
@@ -21,6 +33,7 @@ from annotation.selectors import (
     tabular_mad,
     task_payload,
 )
+from annotation.selectors_perturbations import perturbation_task_payload
 from annotation.services.annotations import annotation_submit
 from annotation.services.assignments import (
     ROLES_FOR_KIND,
@@ -28,6 +41,7 @@ from annotation.services.assignments import (
     assignment_lease,
     assignment_skip,
 )
+from annotation.services.perturbation_tasks import perturbation_label_submit, perturbation_lease
 from annotation.services.validations import validation_submit
 from counterpoint.errors import ValidationFailed
 
@@ -49,6 +63,17 @@ def _body(request: Request) -> dict[str, Any]:
     if not isinstance(request.data, dict):
         raise ValidationFailed("the request body must be a JSON object", code="body_invalid")
     return request.data
+
+
+def perturbation_label_json(row: PerturbationLabel) -> dict[str, Any]:
+    return {
+        "id": row.pk,
+        "assignment": row.assignment_id,
+        "label": row.label,
+        "confidence": row.confidence,
+        "late": row.late,
+        "created_at": row.created_at.isoformat(),
+    }
 
 
 def annotation_json(annotation: Annotation) -> dict[str, Any]:
@@ -98,6 +123,8 @@ class LeaseView(APIView):
     )
     def post(self, request: Request, campaign_id: int) -> Response:
         kind = _body(request).get("kind") or Assignment.Kind.ANNOTATE
+        if kind == Assignment.Kind.PERTURBATION:
+            return _lease_perturbation(request, campaign_id)
         if kind not in ROLES_FOR_KIND:
             raise ValidationFailed(
                 f"kind must be 'annotate' or 'validate', got {kind!r}", code="kind_unknown"
@@ -115,6 +142,20 @@ class LeaseView(APIView):
         return Response(
             task_payload(assignment=result.assignment, feedback=feedback, done=result.done)
         )
+
+
+def _lease_perturbation(request: Request, campaign_id: int) -> Response:
+    """kind perturbation: the next perturbed item of the study named by `study`
+    (docs/perturbation.md); annotators only."""
+    campaign = campaign_for_user(
+        user=request.user, campaign_id=campaign_id, roles=[Membership.Role.ANNOTATOR]
+    )
+    study = perturbation_study_of(campaign=campaign, study_id=_body(request).get("study"))
+    result = perturbation_lease(study=study, annotator=request.user)
+    if result.assignment is None:
+        return Response(status=status.HTTP_204_NO_CONTENT)
+    result.assignment.campaign = campaign
+    return Response(perturbation_task_payload(assignment=result.assignment))
 
 
 class MyCampaignView(APIView):
@@ -141,6 +182,8 @@ class TaskView(APIView):
         assignment = assignment_for_user(
             user=request.user, assignment_id=assignment_id, with_draft=True
         )
+        if assignment.kind == Assignment.Kind.PERTURBATION:
+            return Response(perturbation_task_payload(assignment=assignment))
         feedback = feedback_for(campaign=assignment.campaign, user_id=request.user.pk)
         return Response(task_payload(assignment=assignment, feedback=feedback))
 
@@ -164,6 +207,16 @@ class SubmitView(APIView):
     def post(self, request: Request, assignment_id: int) -> Response:
         assignment = assignment_for_user(user=request.user, assignment_id=assignment_id)
         data = _body(request)
+        if assignment.kind == Assignment.Kind.PERTURBATION:
+            label, created = perturbation_label_submit(
+                assignment=assignment,
+                label=data.get("label", ""),
+                confidence=data.get("confidence"),
+                time_spent_ms=data.get("time_spent_ms", 0),
+                idempotency_key=data.get("idempotency_key"),
+            )
+            code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+            return Response({"perturbation_label": perturbation_label_json(label)}, status=code)
         if assignment.kind == Assignment.Kind.VALIDATE:
             vresult = validation_submit(
                 assignment=assignment,

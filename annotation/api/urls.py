@@ -13,6 +13,7 @@ from annotation.api import dashboard as dashboard_api  # noqa: E402
 from annotation.api import exports as exports_api  # noqa: E402
 from annotation.api import imports as imports_api  # noqa: E402
 from annotation.api import people as people_api  # noqa: E402
+from annotation.api import perturbations as perturbations_api  # noqa: E402
 from annotation.api import results as results_api  # noqa: E402
 from annotation.api import rounds as rounds_api  # noqa: E402
 from annotation.api import setup as setup_api  # noqa: E402
@@ -28,6 +29,7 @@ exports_api.register(router, urlpatterns)
 people_api.register(router, urlpatterns)
 dashboard_api.register(router, urlpatterns)
 rounds_api.register(router, urlpatterns)
+perturbations_api.register(router, urlpatterns)
 
 urlpatterns += router.urls
 _ = path

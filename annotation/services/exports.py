@@ -39,7 +39,16 @@ from django.utils import timezone
 
 from annotation import export_format as fmtmod
 from annotation.export_format import FORMATS, Column
-from annotation.models import Annotation, Campaign, CounterfactualEdit, Job, Media, Validation
+from annotation.models import (
+    Annotation,
+    Campaign,
+    CounterfactualEdit,
+    Job,
+    Media,
+    PerturbationLabel,
+    PerturbedItem,
+    Validation,
+)
 from counterpoint.errors import NotFound, ValidationFailed
 
 BATCH_ROWS = 5000
@@ -72,6 +81,8 @@ class Snapshot:
     # that had finished when the export was requested: results are immutable, so the ids fix
     # the archive's analyses/ files.
     analysis_results: list[int] = field(default_factory=list)
+    # Perturbation studies' labels (PERTURBATION_FILE); 0 on jobs made before studies existed.
+    max_perturbation_label_id: int = 0
 
     def as_params(self) -> dict[str, Any]:
         return {
@@ -79,6 +90,7 @@ class Snapshot:
             "max_annotation_id": self.max_annotation_id,
             "max_edit_id": self.max_edit_id,
             "analysis_results": list(self.analysis_results),
+            "max_perturbation_label_id": self.max_perturbation_label_id,
         }
 
     @classmethod
@@ -89,6 +101,7 @@ class Snapshot:
             max_edit_id=int(params["max_edit_id"]),
             # Jobs requested before analyses were exported have none.
             analysis_results=[int(x) for x in params.get("analysis_results") or []],
+            max_perturbation_label_id=int(params.get("max_perturbation_label_id", 0)),
         )
 
 
@@ -101,11 +114,15 @@ def export_snapshot(*, campaign: Campaign) -> Snapshot:
     results = AnalysisResult.objects.filter(
         job__campaign=campaign, job__kind=Job.Kind.ANALYSIS, job__status=Job.Status.SUCCEEDED
     ).order_by("id")
+    max_p = (
+        PerturbationLabel.objects.filter(study__campaign=campaign).aggregate(m=Max("id"))["m"] or 0
+    )
     return Snapshot(
         as_of=now,
         max_annotation_id=max_a,
         max_edit_id=max_e,
         analysis_results=list(results.values_list("id", flat=True)),
+        max_perturbation_label_id=max_p,
     )
 
 
@@ -369,6 +386,79 @@ def _annotation_rows(
                 "created_at": _iso(r["created_at"]),
             }
             row.update(_values("input_", example_values, modalities, media))
+            out.append(row)
+        yield out
+
+
+PERTURBATION_FILE = "perturbation.jsonl"
+
+
+def _perturbation_rows(
+    campaign: Campaign, snap: Snapshot, modalities: list[dict[str, Any]], media: _Media, n: int
+) -> Iterator[list[dict[str, Any]]]:
+    """One row per perturbed item of the campaign's studies (study, example, level, the
+    values annotators and models saw) with the human labels it got up to the snapshot."""
+    images = [m["name"] for m in modalities if m["kind"] == "image"]
+    last = 0
+    base = PerturbedItem.objects.filter(study__campaign=campaign).order_by("id")
+    while True:
+        batch = list(
+            base.filter(id__gt=last).values(
+                "id",
+                "study_id",
+                "study__name",
+                "study__perturbation",
+                "study__modality",
+                "study__seed",
+                "level_index",
+                "level",
+                "values",
+                "example_id",
+                "example__external_id",
+                "example__label",
+            )[:n]
+        )
+        if not batch:
+            return
+        last = batch[-1]["id"]
+        labels: dict[int, list[dict[str, Any]]] = defaultdict(list)
+        for item_id, who, label, confidence, is_gold, spent in (
+            PerturbationLabel.objects.filter(
+                item_id__in=[b["id"] for b in batch], id__lte=snap.max_perturbation_label_id
+            )
+            .order_by("id")
+            .values_list(
+                "item_id", "annotator__username", "label", "confidence", "is_gold", "time_spent_ms"
+            )
+        ):
+            labels[item_id].append(
+                {
+                    "annotator": who,
+                    "label": label,
+                    "confidence": confidence,
+                    "is_gold": is_gold,
+                    "time_spent_ms": spent,
+                }
+            )
+        if images:
+            media.load(set().union(*(_image_shas(b["values"], images) for b in batch)))
+        out: list[dict[str, Any]] = []
+        for b in batch:
+            row: dict[str, Any] = {
+                "perturbed_item_id": b["id"],
+                "study_id": b["study_id"],
+                "study": b["study__name"],
+                "perturbation": b["study__perturbation"],
+                "modality": b["study__modality"],
+                "seed": b["study__seed"],
+                "level_index": b["level_index"],
+                "level": b["level"],
+                "example_id": b["example_id"],
+                "example_external_id": b["example__external_id"],
+                "gold_label": b["example__label"],
+                "labels": labels.get(b["id"], []),
+            }
+            row.update(_values("input_", b["values"], modalities, media))
             out.append(row)
         yield out
 
@@ -709,9 +799,32 @@ def export_build(
                             [fmtmod.csv_cell(c, r.get(c.name)) for c in cols] for r in batch
                         )
                         flushed(table, len(batch))
+        # Perturbation studies (docs/perturbation.md): one JSON Lines file in every format,
+        # its images always as files under media/ (they are not in the tables' rows).
+        perturbed = _Media(inline=False)
+        perturbed_rows = 0
+        if PerturbedItem.objects.filter(study__campaign=campaign).exists():
+            with zout.open(PERTURBATION_FILE) as stream:
+                for batch in _perturbation_rows(
+                    campaign, snapshot, modalities, perturbed, batch_rows
+                ):
+                    stream.write(
+                        b"".join(orjson.dumps(r, option=orjson.OPT_APPEND_NEWLINE) for r in batch)
+                    )
+                    perturbed_rows += len(batch)
         media_files = 0
+        copied: set[str] = set()
+        for sha in sorted(perturbed.files):
+            if not parquet and sha in media.files:
+                continue  # copied below with the tables' images
+            src = Path(settings.MEDIA_ROOT) / perturbed.files[sha]
+            if src.exists():
+                ext = src.suffix.lstrip(".") or "bin"
+                zout.add_file(fmtmod.image_entry_path(sha, ext), src, compress=False)
+                copied.add(sha)
+                media_files += 1
         if not parquet:
-            for sha in sorted(media.files):
+            for sha in sorted(set(media.files) - copied):
                 src = Path(settings.MEDIA_ROOT) / media.files[sha]
                 if src.exists():
                     ext = src.suffix.lstrip(".") or "bin"
@@ -736,6 +849,8 @@ def export_build(
             "media files": media_files,
             "analysis results": len(analyses),
         }
+        if perturbed_rows:
+            counts["perturbed items (perturbation.jsonl)"] = perturbed_rows
         # The images are one line, not one per file: an archive may hold a hundred thousand.
         files = [n for n in zout.names if not n.startswith("media/")]
         if media_files:

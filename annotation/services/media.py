@@ -194,6 +194,45 @@ def media_store(*, checked: CheckedImage) -> Media:
         return Media.objects.get(sha256=checked.sha256)
 
 
+def media_store_many(*, checked: Iterable[CheckedImage]) -> dict[str, Media]:
+    """Store many checked images: the files first (outside any transaction: slow I/O never
+    holds SQLite's write lock), then the missing rows in one short transaction with
+    `ignore_conflicts` (the unique sha256 decides under concurrency). Returns sha256 → Media."""
+    wanted = {c.sha256: c for c in checked}
+    shas = sorted(wanted)
+    found: dict[str, Media] = {}
+    for start in range(0, len(shas), 500):
+        found.update(
+            (m.sha256, m) for m in Media.objects.filter(sha256__in=shas[start : start + 500])
+        )
+    new = [wanted[sha] for sha in shas if sha not in found]
+    for c in new:
+        write_media_file(media_relative_path(c.sha256, c.mime_type), c.data)
+    if new:
+        with transaction.atomic():
+            Media.objects.bulk_create(
+                [
+                    Media(
+                        sha256=c.sha256,
+                        mime_type=c.mime_type,
+                        size_bytes=len(c.data),
+                        width=c.width,
+                        height=c.height,
+                        file=media_relative_path(c.sha256, c.mime_type),
+                    )
+                    for c in new
+                ],
+                batch_size=500,
+                ignore_conflicts=True,
+            )
+        missing = [c.sha256 for c in new]
+        for start in range(0, len(missing), 500):
+            found.update(
+                (m.sha256, m) for m in Media.objects.filter(sha256__in=missing[start : start + 500])
+            )
+    return found
+
+
 def media_store_bytes(
     *, data: bytes, max_bytes: int | None = None, max_pixels: int | None = None
 ) -> Media:

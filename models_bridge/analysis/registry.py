@@ -27,6 +27,39 @@ class AnalysisMethod(Protocol):
     ) -> dict[str, Any]: ...
 
 
+def perturbation_minimal_run(
+    *,
+    campaign: Any,
+    model_version: Any,
+    params: dict[str, Any],
+    progress: Callable[[int, int], None],
+) -> dict[str, Any]:
+    """The minimal perturbation to chance per example of study `params["study"]` of the
+    campaign (models_bridge/services/perturbation.py; docs/perturbation.md)."""
+    from annotation.models import PerturbationStudy
+    from models_bridge.services.perturbation import minimal_perturbation
+
+    study_id = params.get("study")
+    study = (
+        PerturbationStudy.objects.select_related("campaign__dataset")
+        .filter(pk=study_id, campaign=campaign)
+        .first()
+        if isinstance(study_id, int) and not isinstance(study_id, bool)
+        else None
+    )
+    if study is None:
+        raise ValidationFailed(
+            "params.study must name a perturbation study of the campaign",
+            code="analysis_params",
+        )
+    refine = params.get("refine", 3)
+    if not isinstance(refine, int) or not 0 <= refine <= 10:
+        raise ValidationFailed("params.refine must be 0 to 10", code="analysis_params")
+    return minimal_perturbation(
+        study=study, model_version=model_version, refine=refine, progress=progress
+    )
+
+
 METHODS: dict[str, AnalysisMethod] = {
     "emap": emap_run,
     "ablation": ablation_run,
@@ -35,6 +68,7 @@ METHODS: dict[str, AnalysisMethod] = {
     "counterfactual": run_counterfactual,
     "clusters": run_clusters,
     "reliance": run_reliance,
+    "perturbation_minimal": perturbation_minimal_run,
 }
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 
-from annotation.models import Campaign, CounterfactualEdit, Dataset, Example, Job
+from annotation.models import Campaign, CounterfactualEdit, Dataset, Example, Job, PerturbedItem
 from annotation.services.counterfactuals import edit_scores_record
 from annotation.services.jobs import job_create, job_enqueue, job_reopen
 from counterpoint.errors import Conflict, NotFound, ServiceError, Unavailable, ValidationFailed
@@ -30,7 +30,8 @@ from models_bridge.services.scoring import ScoreStats, score
 logger = logging.getLogger(__name__)
 
 CHUNK = 1024
-TARGETS = ("examples", "edits")
+# "perturbed": the PerturbedItem rows of one perturbation study (params["study"]).
+TARGETS = ("examples", "edits", "perturbed")
 
 
 def bulk_score_start(
@@ -41,8 +42,11 @@ def bulk_score_start(
     dataset: Dataset | None = None,
     target: str = "examples",
     split: str | None = None,
+    study: Any = None,
+    enqueue: bool = True,
 ) -> Job:
-    """Create a scoring job and send it to a worker when the transaction commits."""
+    """Create a scoring job and send it to a worker when the transaction commits (unless
+    `enqueue` is False: the caller runs it in its own process, as the commands do)."""
     from models_bridge.tasks import bulk_score_task
 
     if target not in TARGETS:
@@ -51,16 +55,25 @@ def bulk_score_start(
         raise ValidationFailed("score either a campaign or a dataset", code="bulk_scope")
     if target == "edits" and campaign is None:
         raise ValidationFailed("edits belong to a campaign; give the campaign", code="bulk_scope")
+    if (target == "perturbed") != (study is not None) or (
+        study is not None and (campaign is None or study.campaign_id != campaign.pk)
+    ):
+        raise ValidationFailed(
+            "perturbed items are scored per study of the campaign: give both", code="bulk_scope"
+        )
     ds = campaign.dataset if campaign is not None else dataset
     assert ds is not None
     model_fits_dataset(model_version=model_version, dataset=ds)
     params: dict[str, Any] = {"model_version": model_version.pk, "target": target}
     if split:
         params["split"] = split
+    if study is not None:
+        params["study"] = study.pk
     job = job_create(
         kind=Job.Kind.SCORE, created_by=created_by, params=params, campaign=campaign, dataset=ds
     )
-    job_enqueue(job=job, task=bulk_score_task)
+    if enqueue:
+        job_enqueue(job=job, task=bulk_score_task)
     return job
 
 
@@ -87,6 +100,8 @@ def _items(job: Job) -> QuerySet[Any]:
     target = job.params.get("target", "examples")
     if target == "edits":
         return CounterfactualEdit.objects.filter(campaign=job.campaign).order_by("id")
+    if target == "perturbed":
+        return PerturbedItem.objects.filter(study_id=job.params.get("study")).order_by("id")
     if job.campaign_id is not None:
         qs = Example.objects.filter(campaign_items__campaign=job.campaign)
     else:
