@@ -241,14 +241,26 @@ def _image_shas(values: Any, images: list[str]) -> set[str]:
     return {v for name in images if isinstance(v := values.get(name), str)}
 
 
-# A nested field is carried as the database's JSON text where it is written unchanged
-# (evidence): JSONL embeds it as it is (orjson.Fragment), CSV and Parquet write it as the
-# string it already is.
-RawWrap = Callable[[str], Any]
+@dataclass(frozen=True)
+class _Json:
+    """How a nested field goes into a row: JSONL embeds it as JSON (orjson.Fragment), CSV and
+    Parquet hold the JSON string. `raw` takes the database's JSON text written unchanged
+    (evidence); `value` a value picked apart on the way (scores renamed, minimality read),
+    encoded as soon as its row is built, so a batch holds compact text, not decoded objects."""
+
+    raw: Callable[[str], Any]
+    value: Callable[[Any], Any]
 
 
-def _raw_for(fmt: str) -> RawWrap:
-    return orjson.Fragment if fmt == "jsonl" else str
+def _fragment(value: Any) -> orjson.Fragment:
+    # As text: orjson's bytes keep their whole 4 KiB buffer, the str is the JSON's size.
+    return orjson.Fragment(orjson.dumps(value).decode())
+
+
+def _json_for(fmt: str) -> _Json:
+    if fmt == "jsonl":
+        return _Json(raw=orjson.Fragment, value=_fragment)
+    return _Json(raw=str, value=fmtmod.json_cell)
 
 
 def _decoded(value: Any) -> Any:
@@ -345,7 +357,7 @@ def _annotation_rows(
     modalities: list[dict[str, Any]],
     media: _Media,
     n: int,
-    raw: RawWrap,
+    nested: _Json,
 ) -> Iterator[list[dict[str, Any]]]:
     """Rows keyed by column name, in the columns' order (export_format.columns)."""
     images = [m["name"] for m in modalities if m["kind"] == "image"]
@@ -390,7 +402,7 @@ def _annotation_rows(
                 "rationale": rationale,
                 "reliance": reliance,
                 "reliance_modality": reliance_modality,
-                "evidence": None if evidence is None else raw(evidence),
+                "evidence": None if evidence is None else nested.raw(evidence),
                 "time_spent_ms": time_spent_ms,
                 "late": bool(late),
                 "edit_id": edit_id,
@@ -440,7 +452,7 @@ def _pair_rows(
     media: _Media,
     n: int,
     names: dict[str, str],
-    raw: RawWrap,
+    nested: _Json,
 ) -> Iterator[list[dict[str, Any]]]:
     """Rows keyed by column name, in the columns' order (export_format.columns)."""
     images = [m["name"] for m in modalities if m["kind"] == "image"]
@@ -499,16 +511,16 @@ def _pair_rows(
                 "modality": modality,
                 "original_label": original_label,
                 "target_label": target_label,
-                "minimality": minimality,
+                "minimality": None if minimality is None else nested.value(minimality),
                 "minimality_value": fmtmod.minimality_value(kinds.get(modality), minimality or {}),
-                "scores": dict(sorted(scores.items())),
+                "scores": nested.value(dict(sorted(scores.items()))),
                 "status": status,
                 "validations_count": validations_count,
                 "validations_agree": validations_agree,
-                "validations": votes.get(edit_id, []),
+                "validations": nested.value(votes.get(edit_id, [])),
                 "reliance": reliance,
                 "reliance_modality": reliance_modality,
-                "evidence": None if evidence is None else raw(evidence),
+                "evidence": None if evidence is None else nested.raw(evidence),
                 "rationale": rationale,
                 "confidence": confidence,
                 "attempts_count": attempts_count,
@@ -710,7 +722,7 @@ def export_build(
     )
     parquet = fmt in ("parquet", "hf")
     media = _Media(inline=parquet)
-    raw = _raw_for(fmt)
+    nested = _json_for(fmt)
     done = 0
     rows = {t: 0 for t in fmtmod.TABLES}
     flushes = 0
@@ -721,8 +733,8 @@ def export_build(
 
         def batches(table: str) -> Iterator[list[dict[str, Any]]]:
             if table == "annotations":
-                return _annotation_rows(campaign, snapshot, modalities, media, batch_rows, raw)
-            return _pair_rows(campaign, snapshot, modalities, media, batch_rows, names, raw)
+                return _annotation_rows(campaign, snapshot, modalities, media, batch_rows, nested)
+            return _pair_rows(campaign, snapshot, modalities, media, batch_rows, names, nested)
 
         def flushed(table: str, n: int) -> None:
             nonlocal done, flushes, max_rows
@@ -754,6 +766,7 @@ def export_build(
                         writer.write_batch(record_batch, row_group_size=batch_rows)
                         del record_batch
                         flushed(table, len(batch))
+                        del batch  # before the next one is read: one batch in memory
                     if rows[table] == 0:
                         writer.write_table(schema.empty_table())
                 name = (
@@ -768,6 +781,7 @@ def export_build(
                         for batch in batches(table):
                             stream.write(_jsonl(batch))
                             flushed(table, len(batch))
+                            del batch  # before the next one is read: one batch in memory
                     continue
                 with (
                     zout.open(f"{table}.csv") as stream,
@@ -780,6 +794,7 @@ def export_build(
                             [fmtmod.csv_cell(c, r.get(c.name)) for c in cols] for r in batch
                         )
                         flushed(table, len(batch))
+                        del batch  # before the next one is read: one batch in memory
         media_files = 0
         if not parquet:
             for sha in sorted(media.files):
