@@ -7,6 +7,15 @@ in its own child process (getrusage of that child, so the generator's memory is 
 beside Label Studio 1.23's figure on this machine. Figures, not asserts.
 
 Goals (issue 8): peak RSS < 300 MB and flat between the two sizes; JSONL >= 50,000 rows/s.
+The machine's load average is printed before and after: on a shared machine wall time
+includes waiting for a core, so rows per CPU-second are printed beside rows/s.
+
+Measured 2026-12-01 at the issue's sizes, 2 cores shared by 7 jobs (load average 8-12):
+JSONL 1,100,000 rows in 9.3 CPU-s = 118,700 rows per CPU-second (27,000 rows/s wall, the
+rest waiting for a core), Parquet 90,200 rows per CPU-second (18,500 rows/s wall); peak RSS
+JSONL 114 -> 116 MiB (ratio 1.02 for 10x the rows), Parquet 223 -> 220 MiB (0.98; pyarrow's
+first conversion alone adds about 50 MiB). Before the cursor reads (same machine, same day):
+JSONL 47,500 rows per CPU-second and 178 MiB at 100,000 annotations.
 
     .venv/bin/python benchmarks/bench_export.py                       # the issue's sizes
     .venv/bin/python benchmarks/bench_export.py --annotations 200000 --edits 20000
@@ -326,6 +335,8 @@ def main() -> None:
         "LOG_LEVEL": "ERROR",
     }
     try:
+        load = "/".join(f"{x:.1f}" for x in os.getloadavg())
+        print(f"== load average {load} (1/5/15 min) on {os.cpu_count()} cores before the run")
         gen = _child(["--generate", str(opts.annotations), str(opts.edits)], env)
         print(
             f"== generated {opts.annotations:,} annotations, {opts.edits:,} edits, "
@@ -348,6 +359,8 @@ def main() -> None:
                     f"(+{(r['rss_peak_kib'] - r['rss_before_kib']) / 1024:.0f} MiB in the export); "
                     f"archive {r['size_bytes'] / 2**20:.1f} MiB"
                 )
+        load = "/".join(f"{x:.1f}" for x in os.getloadavg())
+        print(f"== load average {load} after the exports")
         print("== against the goals")
         for fmt in ("jsonl", "parquet"):
             small, big = results[(fmt, sizes[0])], results[(fmt, sizes[1])]
