@@ -3,8 +3,9 @@ annotations file, the pairs file (one row per counterfactual edit), the media th
 CSV) and a datasheet (README.md).
 
 Streamed: rows are read in keyset batches of BATCH_ROWS (one query per table and batch, plus
-one for the batch's validations and one for its images) and written to the archive batch by
-batch, so memory stays flat whatever the campaign's size. What grows with the campaign is only
+one for the batch's validations and one for its images) as the database driver's tuples (no
+model objects, no per-row converters), written to the archive batch by batch and released
+before the next batch is read, so memory stays flat whatever the campaign's size. What grows with the campaign is only
 the set of distinct image addresses a JSONL/CSV archive must copy in (about 100 bytes each).
 
 Immutable and stored once: an export covers the rows that existed when it was requested (the
@@ -198,7 +199,7 @@ def _db_iso(value: Any, tz: tzinfo | None) -> str:
         value = datetime.fromisoformat(value)
     if value.tzinfo is None and tz is not None:  # tz is None only when USE_TZ is off
         value = value.replace(tzinfo=tz)
-    return value.astimezone(UTC).isoformat()
+    return _iso(value)
 
 
 def _stored_datetime(column: str, connection: Any) -> Any:
