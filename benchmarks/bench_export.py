@@ -10,12 +10,12 @@ Goals (issue 8): peak RSS < 300 MB and flat between the two sizes; JSONL >= 50,0
 The machine's load average is printed before and after: on a shared machine wall time
 includes waiting for a core, so rows per CPU-second are printed beside rows/s.
 
-Measured 2026-12-01 at the issue's sizes, 2 cores shared by 7 jobs (load average 8-12):
-JSONL 1,100,000 rows in 9.3 CPU-s = 118,700 rows per CPU-second (27,000 rows/s wall, the
-rest waiting for a core), Parquet 90,200 rows per CPU-second (18,500 rows/s wall); peak RSS
-JSONL 114 -> 116 MiB (ratio 1.02 for 10x the rows), Parquet 223 -> 220 MiB (0.98; pyarrow's
-first conversion alone adds about 50 MiB). Before the cursor reads (same machine, same day):
-JSONL 47,500 rows per CPU-second and 178 MiB at 100,000 annotations.
+Measured 2026-12-01 at the issue's sizes, 2 cores shared by 7 jobs (load average 5.9 before,
+3.0 after): JSONL 1,100,000 rows in 8.3 s = 132,500 rows/s wall, 136,500 rows per CPU-second;
+Parquet 102,200 rows/s (104,000 per CPU-second); peak RSS JSONL 114 -> 116 MiB (ratio 1.02
+for 10x the rows), Parquet 219 -> 223 MiB (1.02; pyarrow's first conversion alone adds about
+50 MiB). The same code at load 8-12: JSONL 118,700 rows per CPU-second but 27,000 rows/s
+wall. Before the cursor reads: JSONL 47,500 rows per CPU-second, 178 MiB at 100,000.
 
     .venv/bin/python benchmarks/bench_export.py                       # the issue's sizes
     .venv/bin/python benchmarks/bench_export.py --annotations 200000 --edits 20000
