@@ -7,6 +7,15 @@ in its own child process (getrusage of that child, so the generator's memory is 
 beside Label Studio 1.23's figure on this machine. Figures, not asserts.
 
 Goals (issue 8): peak RSS < 300 MB and flat between the two sizes; JSONL >= 50,000 rows/s.
+The machine's load average is printed before and after: on a shared machine wall time
+includes waiting for a core, so rows per CPU-second are printed beside rows/s.
+
+Measured 2026-12-01 at the issue's sizes, 2 cores shared by 7 jobs (load average 5.9 before,
+3.0 after): JSONL 1,100,000 rows in 8.3 s = 132,500 rows/s wall, 136,500 rows per CPU-second;
+Parquet 102,200 rows/s (104,000 per CPU-second); peak RSS JSONL 114 -> 116 MiB (ratio 1.02
+for 10x the rows), Parquet 219 -> 223 MiB (1.02; pyarrow's first conversion alone adds about
+50 MiB). The same code at load 8-12: JSONL 118,700 rows per CPU-second but 27,000 rows/s
+wall. Before the cursor reads: JSONL 47,500 rows per CPU-second, 178 MiB at 100,000.
 
     .venv/bin/python benchmarks/bench_export.py                       # the issue's sizes
     .venv/bin/python benchmarks/bench_export.py --annotations 200000 --edits 20000
@@ -326,6 +335,8 @@ def main() -> None:
         "LOG_LEVEL": "ERROR",
     }
     try:
+        load = "/".join(f"{x:.1f}" for x in os.getloadavg())
+        print(f"== load average {load} (1/5/15 min) on {os.cpu_count()} cores before the run")
         gen = _child(["--generate", str(opts.annotations), str(opts.edits)], env)
         print(
             f"== generated {opts.annotations:,} annotations, {opts.edits:,} edits, "
@@ -348,6 +359,8 @@ def main() -> None:
                     f"(+{(r['rss_peak_kib'] - r['rss_before_kib']) / 1024:.0f} MiB in the export); "
                     f"archive {r['size_bytes'] / 2**20:.1f} MiB"
                 )
+        load = "/".join(f"{x:.1f}" for x in os.getloadavg())
+        print(f"== load average {load} after the exports")
         print("== against the goals")
         for fmt in ("jsonl", "parquet"):
             small, big = results[(fmt, sizes[0])], results[(fmt, sizes[1])]

@@ -3,8 +3,9 @@ annotations file, the pairs file (one row per counterfactual edit), the media th
 CSV) and a datasheet (README.md).
 
 Streamed: rows are read in keyset batches of BATCH_ROWS (one query per table and batch, plus
-one for the batch's validations and one for its images) and written to the archive batch by
-batch, so memory stays flat whatever the campaign's size. What grows with the campaign is only
+one for the batch's validations and one for its images) as the database driver's tuples (no
+model objects, no per-row converters), written to the archive batch by batch and released
+before the next batch is read, so memory stays flat whatever the campaign's size. What grows with the campaign is only
 the set of distinct image addresses a JSONL/CSV archive must copy in (about 100 bytes each).
 
 Immutable and stored once: an export covers the rows that existed when it was requested (the
@@ -26,14 +27,14 @@ import zipfile
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import IO, Any
 
 import orjson
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Max, TextField
+from django.db import connections, transaction
+from django.db.models import F, Max, TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
 
@@ -243,18 +244,54 @@ def _iso(value: Any) -> str:
     return value.astimezone(UTC).isoformat() if value is not None else ""
 
 
-def _values(prefix: str, values: Any, modalities: list[dict[str, Any]], media: _Media) -> dict:
-    out: dict[str, Any] = {}
-    values = values if isinstance(values, dict) else {}
+def _db_iso(value: Any, tz: tzinfo | None) -> str:
+    """A DateTimeField as _keyset reads it, as _iso writes the model's value: on SQLite the
+    text Django stored (str() of the naive datetime in the connection's time zone), elsewhere
+    the driver's aware datetime. The conversion Django's converters make, without their
+    per-row cost; the text of a UTC connection is rewritten without parsing it."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        if tz is UTC and value[10:11] == " " and len(value) in (19, 26):
+            return f"{value[:10]}T{value[11:]}+00:00"
+        value = datetime.fromisoformat(value)
+    if value.tzinfo is None and tz is not None:  # tz is None only when USE_TZ is off
+        value = value.replace(tzinfo=tz)
+    return _iso(value)
+
+
+def _stored_datetime(column: str, connection: Any) -> Any:
+    """Read a DateTimeField as the database holds it: SQLite's text as it is (the driver
+    would parse it per row, and _db_iso only rewrites it), other databases' timestamps."""
+    return Cast(column, TextField()) if connection.vendor == "sqlite" else F(column)
+
+
+# The value columns of a table: (column, modality name, is an image, from the edited side).
+ValueColumns = list[tuple[str, str, bool, bool]]
+
+
+def _value_columns(table: str, modalities: list[dict[str, Any]]) -> ValueColumns:
+    """In the columns' order (export_format.columns): input_* for annotations; original_*
+    then edited_* per modality for pairs."""
+    out: ValueColumns = []
     for m in modalities:
-        v = values.get(m["name"])
-        if m["kind"] == "image":
-            out[f"{prefix}{m['name']}"] = media.value(v)
-        elif m["kind"] == "text":
-            out[f"{prefix}{m['name']}"] = v
+        image = m["kind"] == "image"
+        if table == "annotations":
+            out.append((f"input_{m['name']}", m["name"], image, False))
         else:
-            out[f"{prefix}{m['name']}"] = v
+            out.append((f"original_{m['name']}", m["name"], image, False))
+            out.append((f"edited_{m['name']}", m["name"], image, True))
     return out
+
+
+def _put_values(
+    row: dict[str, Any], cols: ValueColumns, original: Any, edited: Any, media: _Media
+) -> None:
+    original = original if isinstance(original, dict) else {}
+    edited = edited if isinstance(edited, dict) else {}
+    for column, name, image, from_edited in cols:
+        v = (edited if from_edited else original).get(name)
+        row[column] = media.value(v) if image else v
 
 
 def _image_shas(values: Any, images: list[str]) -> set[str]:
@@ -263,31 +300,35 @@ def _image_shas(values: Any, images: list[str]) -> set[str]:
     return {v for name in images if isinstance(v := values.get(name), str)}
 
 
-# A nested field is carried as the database's JSON text, never decoded: JSONL embeds it as
-# it is (orjson.Fragment), CSV and Parquet write it as the string it already is.
-RawWrap = Callable[[str], Any]
+@dataclass(frozen=True)
+class _Json:
+    """How a nested field goes into a row: JSONL embeds it as JSON (orjson.Fragment), CSV and
+    Parquet hold the JSON string. `raw` takes the database's JSON text written unchanged
+    (evidence); `value` a value picked apart on the way (scores renamed, minimality read),
+    encoded as soon as its row is built, so a batch holds compact text, not decoded objects."""
+
+    raw: Callable[[str], Any]
+    value: Callable[[Any], Any]
 
 
-# JSON columns read as text (alias → column): decoding and re-encoding every nested field
-# of a million rows would cost more than the rest of the export.
-ANNOTATION_JSON = {"raw_values": "example__values", "raw_evidence": "evidence"}
-EDIT_JSON = {
-    "raw_values": "example__values",
-    "raw_edited": "edited_values",
-    "raw_minimality": "minimality",
-    "raw_scores": "scores",
-    "raw_evidence": "annotation__evidence",
-}
+def _fragment(value: Any) -> orjson.Fragment:
+    # As text: orjson's bytes keep their whole 4 KiB buffer, the str is the JSON's size.
+    return orjson.Fragment(orjson.dumps(value).decode())
 
 
-def _raw_for(fmt: str) -> RawWrap:
-    return orjson.Fragment if fmt == "jsonl" else str
+def _json_for(fmt: str) -> _Json:
+    if fmt == "jsonl":
+        return _Json(raw=orjson.Fragment, value=_fragment)
+    return _Json(raw=str, value=fmtmod.json_cell)
 
 
 def _decoded(value: Any) -> Any:
     return None if value is None else orjson.loads(value)
 
 
+# The columns read, in this order (the loops below unpack them so): ORM paths, then
+# created_at (_stored_datetime), then JSON columns read as text (alias → column), decoded
+# only where a value is picked out of them.
 ANNOTATION_FIELDS = (
     "id",
     "example_id",
@@ -304,8 +345,8 @@ ANNOTATION_FIELDS = (
     "time_spent_ms",
     "late",
     "edit__id",
-    "created_at",
 )
+ANNOTATION_JSON = {"raw_evidence": "evidence", "raw_values": "example__values"}
 
 EDIT_FIELDS = (
     "id",
@@ -327,26 +368,47 @@ EDIT_FIELDS = (
     "annotation__confidence",
     "annotation__assignment__attempts_count",
     "round__number",
-    "created_at",
 )
+EDIT_JSON = {
+    "raw_minimality": "minimality",
+    "raw_scores": "scores",
+    "raw_evidence": "annotation__evidence",
+    "raw_values": "example__values",
+    "raw_edited": "edited_values",
+}
 
 
 def _keyset(
     qs: Any, fields: tuple[str, ...], raw_json: dict[str, str], batch_rows: int
-) -> Iterator[list[dict[str, Any]]]:
-    """Batches of rows in id order, each one query (`id > last`), so no cursor stays open
-    across writes and memory holds one batch. `raw_json` columns come as JSON text."""
-    qs = qs.annotate(**{alias: Cast(col, TextField()) for alias, col in raw_json.items()})
-    fields = (*fields, *raw_json)
+) -> Iterator[list[tuple[Any, ...]]]:
+    """Batches of rows in id order, each one query (`id > last`) run on the database cursor,
+    so no cursor stays open across writes and memory holds one batch. A row is the driver's
+    tuple of `fields`, created_at, then the `raw_json` aliases (JSON text): no model objects,
+    no per-row converters (the callers convert the columns that need it: booleans, _db_iso)."""
+    connection = connections[qs.db]
+    qs = qs.annotate(
+        raw_created=_stored_datetime("created_at", connection),
+        **{alias: Cast(col, TextField()) for alias, col in raw_json.items()},
+    )
+    wanted = [*fields, "raw_created", *raw_json]
     last = 0
     while True:
-        rows = list(qs.filter(id__gt=last).order_by("id").values(*fields)[:batch_rows])
+        page = qs.filter(id__gt=last).order_by("id").values_list(*wanted)[:batch_rows]
+        query = page.query
+        selected = [*query.extra_select, *query.values_select, *query.annotation_select]
+        if selected != wanted:  # Django selects fields before annotations
+            raise RuntimeError(f"export read selects {selected}, not {wanted}")
+        sql, params = query.get_compiler(using=page.db).as_sql()
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            rows = cursor.fetchall()
         if not rows:
             return
         yield rows
-        last = rows[-1]["id"]
+        last = rows[-1][0]
         if len(rows) < batch_rows:
             return
+        del rows
 
 
 def _annotation_rows(
@@ -355,39 +417,62 @@ def _annotation_rows(
     modalities: list[dict[str, Any]],
     media: _Media,
     n: int,
-    raw: RawWrap,
+    nested: _Json,
 ) -> Iterator[list[dict[str, Any]]]:
     """Rows keyed by column name, in the columns' order (export_format.columns)."""
     images = [m["name"] for m in modalities if m["kind"] == "image"]
+    value_cols = _value_columns("annotations", modalities)
     qs = Annotation.objects.filter(campaign=campaign, id__lte=snap.max_annotation_id)
+    tz = connections[qs.db].timezone
     for batch in _keyset(qs, ANNOTATION_FIELDS, ANNOTATION_JSON, n):
-        values = [_decoded(r["raw_values"]) for r in batch]
+        values = [_decoded(t[-1]) for t in batch]
         if images:
             media.load(set().union(*(_image_shas(v, images) for v in values)))
         out = []
-        for r, example_values in zip(batch, values, strict=True):
+        for (
+            aid,
+            example_id,
+            external_id,
+            split,
+            gold_label,
+            is_gold,
+            annotator,
+            label,
+            confidence,
+            rationale,
+            reliance,
+            reliance_modality,
+            time_spent_ms,
+            late,
+            edit_id,
+            created_at,
+            evidence,
+            _,
+        ), example_values in zip(batch, values, strict=True):
             row = {
-                "annotation_id": r["id"],
-                "example_id": r["example_id"],
-                "example_external_id": r["example__external_id"],
-                "split": r["example__split"],
-                "gold_label": r["example__label"],
-                "is_gold": r["is_gold"],
-                "annotator": r["annotator__username"],
-                "label": r["label"],
-                "confidence": r["confidence"],
-                "rationale": r["rationale"],
-                "reliance": r["reliance"],
-                "reliance_modality": r["reliance_modality"],
-                "evidence": None if r["raw_evidence"] is None else raw(r["raw_evidence"]),
-                "time_spent_ms": r["time_spent_ms"],
-                "late": r["late"],
-                "edit_id": r["edit__id"],
-                "created_at": _iso(r["created_at"]),
+                "annotation_id": aid,
+                "example_id": example_id,
+                "example_external_id": external_id,
+                "split": split,
+                "gold_label": gold_label,
+                "is_gold": bool(is_gold),
+                "annotator": annotator,
+                "label": label,
+                "confidence": confidence,
+                "rationale": rationale,
+                "reliance": reliance,
+                "reliance_modality": reliance_modality,
+                "evidence": None if evidence is None else nested.raw(evidence),
+                "time_spent_ms": time_spent_ms,
+                "late": bool(late),
+                "edit_id": edit_id,
+                "created_at": _db_iso(created_at, tz),
             }
-            row.update(_values("input_", example_values, modalities, media))
+            _put_values(row, value_cols, example_values, None, media)
             out.append(row)
+        del batch, values
         yield out
+        del out
 
 
 PERTURBATION_FILE = "perturbation.jsonl"
@@ -458,7 +543,7 @@ def _perturbation_rows(
                 "gold_label": b["example__label"],
                 "labels": labels.get(b["id"], []),
             }
-            row.update(_values("input_", b["values"], modalities, media))
+            _put_values(row, _value_columns("annotations", modalities), b["values"], None, media)
             out.append(row)
         yield out
 
@@ -472,6 +557,27 @@ def _model_names(campaign: Campaign) -> dict[str, str]:
     }
 
 
+def _votes(campaign: Campaign, first: int, last: int) -> dict[int, list[dict[str, Any]]]:
+    """The validations of a batch of the campaign's edits (ids `first`..`last`), in order:
+    one query, by id range (a list of 5,000 ids costs more to bind than the rows to read)."""
+    votes: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for edit_id, validator, label, broken, comment, created_at in (
+        Validation.objects.filter(edit__gte=first, edit__lte=last, edit__campaign=campaign)
+        .order_by("edit_id", "id")
+        .values_list("edit_id", "validator__username", "label", "broken", "comment", "created_at")
+    ):
+        votes[edit_id].append(
+            {
+                "validator": validator,
+                "label": label,
+                "broken": broken,
+                "comment": comment,
+                "created_at": _iso(created_at),
+            }
+        )
+    return votes
+
+
 def _pair_rows(
     campaign: Campaign,
     snap: Snapshot,
@@ -479,77 +585,87 @@ def _pair_rows(
     media: _Media,
     n: int,
     names: dict[str, str],
-    raw: RawWrap,
+    nested: _Json,
 ) -> Iterator[list[dict[str, Any]]]:
     """Rows keyed by column name, in the columns' order (export_format.columns)."""
     images = [m["name"] for m in modalities if m["kind"] == "image"]
     kinds = {m["name"]: m["kind"] for m in modalities}
+    value_cols = _value_columns("pairs", modalities)
     qs = CounterfactualEdit.objects.filter(campaign=campaign, id__lte=snap.max_edit_id)
+    tz = connections[qs.db].timezone
     for batch in _keyset(qs, EDIT_FIELDS, EDIT_JSON, n):
-        for r in batch:
-            r["example__values"] = _decoded(r.pop("raw_values"))
-            r["edited_values"] = _decoded(r.pop("raw_edited"))
-            r["minimality"] = _decoded(r.pop("raw_minimality"))
-            r["scores"] = _decoded(r.pop("raw_scores"))
-        ids = [r["id"] for r in batch]
-        votes: dict[int, list[dict[str, Any]]] = defaultdict(list)
-        for v in (
-            Validation.objects.filter(edit_id__in=ids)
-            .order_by("edit_id", "id")
-            .values("edit_id", "validator__username", "label", "broken", "comment", "created_at")
-        ):
-            votes[v["edit_id"]].append(
-                {
-                    "validator": v["validator__username"],
-                    "label": v["label"],
-                    "broken": v["broken"],
-                    "comment": v["comment"],
-                    "created_at": _iso(v["created_at"]),
-                }
-            )
+        sides = [(_decoded(t[-2]), _decoded(t[-1])) for t in batch]
+        votes = _votes(campaign, batch[0][0], batch[-1][0])
         if images:
             shas: set[str] = set()
-            for r in batch:
-                shas |= _image_shas(r["example__values"], images)
-                shas |= _image_shas(r["edited_values"], images)
+            for original, edited in sides:
+                shas |= _image_shas(original, images)
+                shas |= _image_shas(edited, images)
             media.load(shas)
         out = []
-        for r in batch:
-            scores = {names.get(k, f"model-{k}"): v for k, v in (r["scores"] or {}).items()}
-            row = {
-                "edit_id": r["id"],
-                "annotation_id": r["annotation_id"],
-                "example_id": r["example_id"],
-                "example_external_id": r["example__external_id"],
-                "split": r["example__split"],
-                "gold_label": r["example__label"],
-                "author": r["author__username"],
-                "modality": r["modality"],
-                "original_label": r["original_label"],
-                "target_label": r["target_label"],
-                "minimality": r["minimality"],
-                "minimality_value": fmtmod.minimality_value(
-                    kinds.get(r["modality"]), r["minimality"] or {}
-                ),
-                "scores": dict(sorted(scores.items())),
-                "status": r["status"],
-                "validations_count": r["validations_count"],
-                "validations_agree": r["validations_agree"],
-                "validations": votes.get(r["id"], []),
-                "reliance": r["annotation__reliance"],
-                "reliance_modality": r["annotation__reliance_modality"],
-                "evidence": None if r["raw_evidence"] is None else raw(r["raw_evidence"]),
-                "rationale": r["annotation__rationale"],
-                "confidence": r["annotation__confidence"],
-                "attempts_count": r["annotation__assignment__attempts_count"],
-                "round": r["round__number"],
-                "created_at": _iso(r["created_at"]),
+        for (
+            edit_id,
+            annotation_id,
+            example_id,
+            external_id,
+            split,
+            gold_label,
+            author,
+            modality,
+            original_label,
+            target_label,
+            status,
+            validations_count,
+            validations_agree,
+            reliance,
+            reliance_modality,
+            rationale,
+            confidence,
+            attempts_count,
+            round_number,
+            created_at,
+            raw_minimality,
+            raw_scores,
+            evidence,
+            _,
+            _,
+        ), (original, edited) in zip(batch, sides, strict=True):
+            minimality = _decoded(raw_minimality)
+            scores = {
+                names.get(k, f"model-{k}"): v for k, v in (_decoded(raw_scores) or {}).items()
             }
-            for m in modalities:
-                row.update(_values("original_", r["example__values"], [m], media))
-                row.update(_values("edited_", r["edited_values"], [m], media))
+            row = {
+                "edit_id": edit_id,
+                "annotation_id": annotation_id,
+                "example_id": example_id,
+                "example_external_id": external_id,
+                "split": split,
+                "gold_label": gold_label,
+                "author": author,
+                "modality": modality,
+                "original_label": original_label,
+                "target_label": target_label,
+                "minimality": None if minimality is None else nested.value(minimality),
+                "minimality_value": fmtmod.minimality_value(kinds.get(modality), minimality or {}),
+                "scores": nested.value(dict(sorted(scores.items()))),
+                "status": status,
+                "validations_count": validations_count,
+                "validations_agree": validations_agree,
+                "validations": nested.value(votes.get(edit_id, [])),
+                "reliance": reliance,
+                "reliance_modality": reliance_modality,
+                "evidence": None if evidence is None else nested.raw(evidence),
+                "rationale": rationale,
+                "confidence": confidence,
+                "attempts_count": attempts_count,
+                "round": round_number,
+                "created_at": _db_iso(created_at, tz),
+            }
+            _put_values(row, value_cols, original, edited, media)
             out.append(row)
+        del batch, sides, votes
         yield out
+        del out
 
 
 class _ZipOut:
@@ -576,6 +692,17 @@ class _ZipOut:
 
     def close(self) -> None:
         self.zf.close()
+
+
+def _jsonl(rows: list[dict[str, Any]]) -> bytearray:
+    """The lines of a batch. Each line is copied into one growing buffer as it is made, so
+    its memory is reused at once: a list of a batch's lines joined at the end cost ten times
+    as much (every line a fresh allocation that faults in new pages)."""
+    out = bytearray()
+    dumps, option = orjson.dumps, orjson.OPT_APPEND_NEWLINE
+    for row in rows:
+        out += dumps(row, option=option)
+    return out
 
 
 def _pa_type(col: Column) -> Any:
@@ -608,10 +735,15 @@ def parquet_schema(cols: list[Column]) -> Any:
     return pa.schema([pa.field(c.name, _pa_type(c)) for c in cols], metadata=meta)
 
 
-def _parquet_cell(col: Column, value: Any) -> Any:
-    if col.kind == "json" and value is not None and not isinstance(value, str):
-        return fmtmod.json_cell(value)
-    return value
+def _parquet_column(col: Column, rows: list[dict[str, Any]]) -> list[Any]:
+    """One column of a batch; nested values as JSON strings (raw JSON text stays as it is)."""
+    name = col.name
+    if col.kind != "json":
+        return [r[name] for r in rows]
+    return [
+        fmtmod.json_cell(v) if v is not None and not isinstance(v, str) else v
+        for v in (r[name] for r in rows)
+    ]
 
 
 def _hf_header(tables: list[str]) -> str:
@@ -725,7 +857,7 @@ def export_build(
     )
     parquet = fmt in ("parquet", "hf")
     media = _Media(inline=parquet)
-    raw = _raw_for(fmt)
+    nested = _json_for(fmt)
     done = 0
     rows = {t: 0 for t in fmtmod.TABLES}
     flushes = 0
@@ -736,8 +868,8 @@ def export_build(
 
         def batches(table: str) -> Iterator[list[dict[str, Any]]]:
             if table == "annotations":
-                return _annotation_rows(campaign, snapshot, modalities, media, batch_rows, raw)
-            return _pair_rows(campaign, snapshot, modalities, media, batch_rows, names, raw)
+                return _annotation_rows(campaign, snapshot, modalities, media, batch_rows, nested)
+            return _pair_rows(campaign, snapshot, modalities, media, batch_rows, names, nested)
 
         def flushed(table: str, n: int) -> None:
             nonlocal done, flushes, max_rows
@@ -763,12 +895,13 @@ def export_build(
                 scratch.append(tmp)
                 with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
                     for batch in batches(table):
-                        arrays = {
-                            c.name: [_parquet_cell(c, r.get(c.name)) for r in batch] for c in cols
-                        }
-                        writer.write_table(pa.table(arrays, schema=schema))
-                        del arrays
+                        record_batch = pa.RecordBatch.from_pydict(
+                            {c.name: _parquet_column(c, batch) for c in cols}, schema=schema
+                        )
+                        writer.write_batch(record_batch, row_group_size=batch_rows)
+                        del record_batch
                         flushed(table, len(batch))
+                        del batch  # before the next one is read: one batch in memory
                     if rows[table] == 0:
                         writer.write_table(schema.empty_table())
                 name = (
@@ -781,12 +914,9 @@ def export_build(
                 if fmt == "jsonl":
                     with zout.open(f"{table}.jsonl") as stream:
                         for batch in batches(table):
-                            stream.write(
-                                b"".join(
-                                    orjson.dumps(r, option=orjson.OPT_APPEND_NEWLINE) for r in batch
-                                )
-                            )
+                            stream.write(_jsonl(batch))
                             flushed(table, len(batch))
+                            del batch  # before the next one is read: one batch in memory
                     continue
                 with (
                     zout.open(f"{table}.csv") as stream,
@@ -799,6 +929,7 @@ def export_build(
                             [fmtmod.csv_cell(c, r.get(c.name)) for c in cols] for r in batch
                         )
                         flushed(table, len(batch))
+                        del batch  # before the next one is read: one batch in memory
         # Perturbation studies (docs/perturbation.md): one JSON Lines file in every format,
         # its images always as files under media/ (they are not in the tables' rows).
         perturbed = _Media(inline=False)
@@ -808,9 +939,7 @@ def export_build(
                 for batch in _perturbation_rows(
                     campaign, snapshot, modalities, perturbed, batch_rows
                 ):
-                    stream.write(
-                        b"".join(orjson.dumps(r, option=orjson.OPT_APPEND_NEWLINE) for r in batch)
-                    )
+                    stream.write(_jsonl(batch))
                     perturbed_rows += len(batch)
         media_files = 0
         copied: set[str] = set()
