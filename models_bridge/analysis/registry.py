@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from counterpoint.errors import ValidationFailed
+from models_bridge.analysis.heads_method import run_heads
 from models_bridge.analysis.methods import ablation_run, emap_run, perceptual_run
 from models_bridge.analysis.pid_method import run_clusters, run_counterfactual, run_pid
 
@@ -33,6 +34,7 @@ METHODS: dict[str, AnalysisMethod] = {
     "pid": run_pid,
     "counterfactual": run_counterfactual,
     "clusters": run_clusters,
+    "heads": run_heads,
 }
 
 

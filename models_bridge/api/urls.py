@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from rest_framework.routers import SimpleRouter
 
-from models_bridge.api import analysis, views
+from models_bridge.api import analysis, attention, views
 
 router = SimpleRouter()
 urlpatterns: list = []
 views.register(router, urlpatterns)
 analysis.register(urlpatterns)
+attention.register(urlpatterns)
 urlpatterns += router.urls

@@ -37,6 +37,7 @@ class ModelSpec:
     modalities: tuple[str, ...]
     epochs: int
     lr: float = 1e-3
+    version: str = "1"
 
 
 SPECS: dict[str, ModelSpec] = {
@@ -68,9 +69,12 @@ SPECS: dict[str, ModelSpec] = {
         ),
         ModelSpec(
             "easyvqa-cross-attention",
-            "Cross-attention fusion: question tokens attend over an 8x8 grid of image regions.",
+            "Cross-attention fusion: question tokens attend over an 8x8 grid of image regions "
+            "with 4 heads; a head mask removes any of them.",
             ("image", "text"),
             epochs=8,
+            # version 1 was the single-head network; 2 has 4 heads and the head mask
+            version="2",
         ),
     )
 }
@@ -175,6 +179,11 @@ def _check_export(
         raise RuntimeError(f"{path}: reloaded output differs from scripted model")
     if not torch.allclose(fused, reload_out, atol=1e-5):
         raise RuntimeError(f"{path}: fuse(encode_*(x)) differs from forward(x)")
+    if isinstance(model, nets.CrossAttention):
+        with torch.inference_mode():
+            masked = reloaded.fuse_with_head_mask(enc, torch.ones(model.heads))
+        if not torch.equal(masked, fused):
+            raise RuntimeError(f"{path}: fuse_with_head_mask(all ones) differs from fuse")
 
 
 def _package(
@@ -203,7 +212,7 @@ def _package(
     meta: dict[str, Any] = {
         "format": FORMAT,
         "name": spec.name,
-        "version": "1",
+        "version": spec.version,
         "description": spec.description,
         "labels": list(data.labels),
         "modalities": sorted(spec.modalities),
@@ -212,8 +221,21 @@ def _package(
         "preprocessing": preprocessing,
     }
     if isinstance(model, nets.CrossAttention):
-        meta["exports"] = [*exports, "attention"]
+        meta["exports"] = [
+            *exports,
+            "attention",
+            "attention_heads",
+            "fuse_with_head_mask",
+            "forward_with_head_mask",
+        ]
         length, dim, regions = model.max_length, model.dim, model.num_regions
+        meta["heads"] = {
+            "count": model.heads,
+            "head_dim": model.head_dim,
+            "mask": "fuse_with_head_mask(encodings, head_mask) / forward_with_head_mask("
+            "inputs, head_mask); head_mask float (heads,) or (B, heads), 1 keeps a head, "
+            "0 removes its output",
+        }
         meta["encoding_layout"] = {
             "text": {
                 "shape": [length, dim + 1],
@@ -228,7 +250,15 @@ def _package(
                 "order": "row-major (region, channel); regions raster order of an 8x8 grid",
                 "grid": [model.grid, model.grid],
             },
-            "attention": {"shape": ["B", length, regions], "rows": "question tokens"},
+            "attention": {
+                "shape": ["B", length, regions],
+                "rows": "question tokens",
+                "note": "mean over heads",
+            },
+            "attention_heads": {
+                "shape": ["B", model.heads, length, regions],
+                "rows": "question tokens",
+            },
         }
     meta["training"] = training
     meta["metrics"] = metrics

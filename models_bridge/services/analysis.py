@@ -61,6 +61,10 @@ def analysis_start(
     if params is not None and not isinstance(params, dict):
         raise ValidationFailed("params must be an object", code="analysis_params")
     model_fits_dataset(model_version=model_version, dataset=campaign.dataset)
+    if "heads" in names:
+        from models_bridge.analysis.heads_method import heads_check
+
+        heads_check(model_version)
     job = job_create(
         kind=Job.Kind.ANALYSIS,
         created_by=created_by,

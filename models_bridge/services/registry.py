@@ -241,6 +241,8 @@ def model_register(
                 )
             factorized = bool(adapter.factorized)
             manifest = {"options": dict(options or {}), "exports": _exports(adapter)}
+            if adapter.heads:
+                manifest["heads"] = {"count": int(adapter.heads)}
             sha = _fingerprint(kind, location, manifest["options"])
         else:
             if not location.startswith(("http://", "https://")):

@@ -33,6 +33,7 @@ NAMES = [
 ]
 FUSION = ["easyvqa-additive", "easyvqa-multiplicative", "easyvqa-cross-attention"]
 BASE_EXPORTS = {"forward", "encode_text", "encode_image", "fuse"}
+HEAD_EXPORTS = {"attention", "attention_heads", "fuse_with_head_mask", "forward_with_head_mask"}
 SUBSET_SIZE = 500
 SHAPES = {"circle", "rectangle", "triangle"}
 
@@ -146,7 +147,7 @@ def test_package_metadata_and_exports(name: str) -> None:
     assert m["name"] == name
     assert m["labels"] == list(easy_vqa.get_answers())
     assert m["factorized"] is True
-    expected = BASE_EXPORTS | ({"attention"} if name == "easyvqa-cross-attention" else set())
+    expected = BASE_EXPORTS | (HEAD_EXPORTS if name == "easyvqa-cross-attention" else set())
     assert set(m["exports"]) == expected
     scripted = module(name)
     for export in m["exports"]:
@@ -280,6 +281,79 @@ def test_cross_attention_weights(subset: dict[str, list]) -> None:
     tok = enc_t.view(8, *layout["text"]["shape"])
     mask = tok[:, :, layout["text"]["mask_channel"]]
     assert torch.equal(mask, (inputs["text"] != pre["text"]["pad_id"]).float())
+    # Per head: (B, heads, L, R), each row a softmax; `attention` is their mean.
+    heads = meta(name)["heads"]["count"]
+    with torch.inference_mode():
+        per_head = m.attention_heads(inputs)
+    assert heads == 4
+    assert per_head.shape == (8, heads, attn.shape[1], regions)
+    torch.testing.assert_close(per_head.sum(dim=-1), torch.ones(8, heads, attn.shape[1]))
+    torch.testing.assert_close(per_head.mean(dim=1), attn, atol=1e-6, rtol=0)
+
+
+# -- the head mask ----------------------------------------------------------------------
+
+
+def eager_cross_attention() -> torch.nn.Module:
+    """The eager network with the package's weights (for editing one head's parameters)."""
+    from models_bridge.reference import nets
+
+    name = "easyvqa-cross-attention"
+    pre = meta(name)["preprocessing"]["text"]
+    net = nets.build(name, len(pre["vocab"]), pre["max_length"], len(meta(name)["labels"]))
+    net.load_state_dict(module(name).state_dict())
+    return net.eval()
+
+
+def test_head_mask_with_every_head_on_is_the_plain_model(subset: dict[str, list]) -> None:
+    name = "easyvqa-cross-attention"
+    m = module(name)
+    heads = meta(name)["heads"]["count"]
+    inputs = spec_inputs(name, subset["texts"][:16], subset["paths"][:16])
+    with torch.inference_mode():
+        enc = {"text": m.encode_text(inputs["text"]), "image": m.encode_image(inputs["image"])}
+        plain = m(inputs)
+        assert torch.equal(m.fuse_with_head_mask(enc, torch.ones(heads)), m.fuse(enc))
+        assert torch.equal(m.forward_with_head_mask(inputs, torch.ones(heads)), plain)
+        per_example = m.forward_with_head_mask(inputs, torch.ones(16, heads))
+    assert torch.equal(per_example, plain)
+
+
+@pytest.mark.parametrize("head", range(4))
+def test_a_masked_head_contributes_nothing(subset: dict[str, list], head: int) -> None:
+    """Masking head h gives exactly the network whose head h reads zero values, and nothing
+    head h computes (its queries, keys, values) can move the masked logits."""
+    name = "easyvqa-cross-attention"
+    inputs = spec_inputs(name, subset["texts"][:16], subset["paths"][:16])
+    net = eager_cross_attention()
+    heads, hd = net.heads, net.head_dim
+    mask = torch.ones(heads)
+    mask[head] = 0.0
+    rows = slice(head * hd, (head + 1) * hd)
+    with torch.no_grad():
+        masked = net.forward_with_head_mask(inputs, mask)
+        silenced = eager_cross_attention()
+        silenced.value.weight[rows] = 0.0
+        silenced.value.bias[rows] = 0.0
+        assert torch.equal(silenced(inputs), masked)
+        scrambled = eager_cross_attention()
+        gen = torch.Generator().manual_seed(head)
+        for lin in (scrambled.query, scrambled.key, scrambled.value):
+            lin.weight[rows] = torch.randn(lin.weight[rows].shape, generator=gen)
+            lin.bias[rows] = torch.randn(lin.bias[rows].shape, generator=gen)
+        assert torch.equal(scrambled.forward_with_head_mask(inputs, mask), masked)
+        # ...while the unmasked model does depend on that head.
+        assert not torch.equal(scrambled(inputs), net(inputs))
+        # The scripted package masks the same way (to float tolerance: another executor).
+        torch.testing.assert_close(
+            module(name).forward_with_head_mask(inputs, mask), masked, atol=1e-5, rtol=0
+        )
+        # A per-example (B, heads) mask masks each row by its own entry.
+        mixed = torch.ones(16, heads)
+        mixed[::2, head] = 0.0
+        out = net.forward_with_head_mask(inputs, mixed)
+    torch.testing.assert_close(out[::2], masked[::2], atol=1e-6, rtol=0)
+    torch.testing.assert_close(out[1::2], net(inputs)[1::2], atol=1e-6, rtol=0)
 
 
 # -- preprocessing reproduces training -----------------------------------------------
