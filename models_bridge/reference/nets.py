@@ -1,4 +1,4 @@
-"""The five reference easy-VQA networks, one per interaction family.
+"""The reference easy-VQA networks, one per interaction family.
 
 Every model exposes the same TorchScript interface so that the Counterpoint loader can
 treat them uniformly (see docs/reference_models.md and docs/models.md):
@@ -365,8 +365,10 @@ class CrossAttention(nn.Module):
         return self.attention_heads(inputs).mean(dim=1)
 
 
-def build(name: str, vocab_size: int, max_length: int, num_labels: int) -> nn.Module:
-    """Construct the network for a reference model name."""
+def build(
+    name: str, vocab_size: int, max_length: int, num_labels: int, *, heads: int = 1
+) -> nn.Module:
+    """Construct the network for a reference model name (`heads`: cross-attention only)."""
     if name == "easyvqa-text-only":
         return TextOnly(vocab_size, max_length, num_labels)
     if name == "easyvqa-image-only":
@@ -376,5 +378,5 @@ def build(name: str, vocab_size: int, max_length: int, num_labels: int) -> nn.Mo
     if name == "easyvqa-multiplicative":
         return Multiplicative(vocab_size, max_length, num_labels)
     if name == "easyvqa-cross-attention":
-        return CrossAttention(vocab_size, max_length, num_labels)
+        return CrossAttention(vocab_size, max_length, num_labels, heads=heads)
     raise KeyError(f"unknown reference model {name!r}")

@@ -27,7 +27,7 @@ from tests.factories import MembershipFactory, UserFactory
 from tests.models_bridge.conftest import easyvqa_dataset, package_dir
 
 pytestmark = pytest.mark.django_db
-NAME = "easyvqa-cross-attention"
+NAME = "easyvqa-cross-attention-4h"  # easyvqa-cross-attention@2, 4 heads
 
 
 def noop(done: int, total: int) -> None:
@@ -83,10 +83,12 @@ def test_heads_method_figures(evqa_campaign):
 
 
 def test_heads_refuses_a_model_without_heads(evqa_campaign, evqa_people):
-    mv = register(evqa_campaign, "easyvqa-multiplicative")
-    with pytest.raises(ValidationFailed) as exc:
-        run_heads(campaign=evqa_campaign, model_version=mv, params={}, progress=noop)
-    assert exc.value.code == "analysis_no_heads"
+    # version 1 of cross-attention has attention but one head and no head mask
+    for name in ("easyvqa-cross-attention", "easyvqa-multiplicative"):
+        mv = register(evqa_campaign, name)
+        with pytest.raises(ValidationFailed) as exc:
+            run_heads(campaign=evqa_campaign, model_version=mv, params={}, progress=noop)
+        assert exc.value.code == "analysis_no_heads"
     # The REST endpoint refuses it before any job exists.
     client = client_for(evqa_people["manager"])
     r = client.post(
