@@ -108,6 +108,13 @@ def test_module_runs_in_eval_mode():
         (lambda d: _edit(d, labels=[]), "manifest_invalid"),
         (lambda d: _edit(d, modalities=["text", "audio"]), "manifest_invalid"),
         (lambda d: _edit(d, exports=["forward", "encode_text"]), "manifest_invalid"),
+        # a head mask without heads.count
+        (
+            lambda d: _edit(
+                d, exports=["forward", "encode_text", "encode_image", "fuse", "fuse_with_head_mask"]
+            ),
+            "manifest_invalid",
+        ),
     ],
 )
 def test_bad_packages_are_refused_with_a_named_rule(tmp_path, mutate, code):
