@@ -197,6 +197,7 @@ def pair_filter_options(*, campaign: Campaign) -> dict[str, Any]:
     """What the pair viewer's filters offer (the editable modalities, the labels, the
     campaign's models, the people who wrote edits) and the settings it reads pairs with."""
     from models_bridge.models import ModelVersion
+    from models_bridge.services.attention import model_has_attention
 
     dataset = campaign.dataset
     models = ModelVersion.objects.filter(campaigns=campaign, is_active=True).order_by("id")
@@ -210,7 +211,15 @@ def pair_filter_options(*, campaign: Campaign) -> dict[str, Any]:
         "modalities": list(dataset.modalities),
         "editable": [m for m in campaign.editable_modalities if dataset.modality_kind(m)],
         "labels": list(dataset.label_space),
-        "models": [{"id": m.pk, "name": m.name, "version": m.version} for m in models],
+        "models": [
+            {
+                "id": m.pk,
+                "name": m.name,
+                "version": m.version,
+                "attention": model_has_attention(m),
+            }
+            for m in models
+        ],
         "authors": list(authors),
         "budgets": dict(campaign.edit_budgets or {}),
         "validations_required": campaign.validations_required,

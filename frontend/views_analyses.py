@@ -15,7 +15,7 @@ from django.views.decorators.csrf import ensure_csrf_cookie
 
 from annotation.access import analysis_job_for_user
 from frontend.views import manage_context, page_errors
-from models_bridge.analysis.registry import METHODS
+from models_bridge.analysis.registry import METHODS, STUDY_METHODS
 from models_bridge.analysis.tables import result_tables, table_csv
 from models_bridge.services.analysis import analysis_results
 
@@ -46,12 +46,15 @@ METHOD_HELP = {
     "counterfactual": "flip rates and model errors on the campaign's edits, with intervals",
     "clusters": "k-means of the interaction vectors f(x) - EMAP f(x), with reliance answers",
     "reliance": "the reliance report: human reliance answers beside what the model needed",
+    "heads": "head importance and pruning curve (models with attention heads only)",
 }
 
 
 def method_choices() -> list[tuple[str, str]]:
     out = []
     for name, fn in METHODS.items():
+        if name in STUDY_METHODS:  # started from the study's page, with its study
+            continue
         doc = (getattr(fn, "__doc__", "") or "").strip().splitlines()
         out.append((name, METHOD_HELP.get(name) or (doc[0] if doc else "")))
     return out

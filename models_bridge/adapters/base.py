@@ -93,6 +93,8 @@ class Adapter:
     labels: list[str]
     modalities: list[str]
     factorized: bool = False
+    # attention heads that predict_with_head_mask / fuse_with_head_mask can switch off
+    heads: int = 0
 
     def prepare(self, batch: Batch) -> Any:
         """Check and preprocess inputs; raises InputError for inputs the model cannot take."""
@@ -118,9 +120,39 @@ class Adapter:
     def attention(self, batch: Batch) -> np.ndarray:
         raise NotFactorized(f"{type(self).__name__} does not expose attention()")
 
+    # Optional head interface of attention models (docs/models.md): `head_mask` is a float
+    # array of shape (heads,) for the whole batch or (B, heads), 1 keeps a head, 0 removes it.
+    def attention_heads(self, batch: Batch) -> np.ndarray:
+        """(B, heads, L, R) attention weights of every head."""
+        raise NotFactorized(f"{type(self).__name__} does not expose attention_heads()")
+
+    def predict_with_head_mask(self, batch: Batch, head_mask: np.ndarray) -> np.ndarray:
+        """(B, C) logits with the heads `head_mask` switches off removed."""
+        raise NotFactorized(f"{type(self).__name__} does not expose a head mask")
+
+    def fuse_with_head_mask(self, encodings: Mapping[str, Any], head_mask: np.ndarray) -> Any:
+        """fuse(encodings) with the heads `head_mask` switches off removed."""
+        raise NotFactorized(f"{type(self).__name__} does not expose a head mask")
+
     def health(self) -> dict[str, Any]:
         """Raise ModelError when the model cannot answer; return details otherwise."""
         return {}
+
+
+def check_head_mask(head_mask: Any, *, heads: int, batch_size: int) -> np.ndarray:
+    """A head mask as float32, shape (heads,) or (batch_size, heads); raises InputError."""
+    try:
+        arr = np.asarray(head_mask, dtype=np.float32)
+    except (TypeError, ValueError):
+        raise InputError("a head mask must be numbers", code="head_mask_invalid") from None
+    if arr.shape not in ((heads,), (batch_size, heads)):
+        raise InputError(
+            f"a head mask has shape ({heads},) or ({batch_size}, {heads}), not {arr.shape}",
+            code="head_mask_shape",
+        )
+    if not np.isfinite(arr).all():
+        raise InputError("a head mask must be finite", code="head_mask_invalid")
+    return arr
 
 
 def check_logits(logits: Any, *, batch_size: int, num_labels: int, who: str) -> np.ndarray:

@@ -18,6 +18,7 @@ from models_bridge.adapters.base import (
     InputError,
     ModelError,
     NotFactorized,
+    check_head_mask,
     check_logits,
 )
 from models_bridge.adapters.limits import CallLimiter
@@ -99,6 +100,7 @@ class EntryPointAdapter(Adapter):
         self.labels = list(labels)
         self.modalities = list(modalities)
         self.factorized = bool(getattr(inner, "factorized", False))
+        self.heads = int(getattr(inner, "heads", 0) or 0)
         self.limiter = CallLimiter(location)
 
     @classmethod
@@ -148,6 +150,36 @@ class EntryPointAdapter(Adapter):
         if not callable(getattr(self.inner, "attention", None)):
             raise NotFactorized(f"{self.location} does not expose attention()")
         return np.asarray(self.inner.attention(batch))
+
+    def _inner_method(self, name: str) -> Any:
+        method = getattr(self.inner, name, None)
+        if not callable(method):
+            raise NotFactorized(f"{self.location} does not expose {name}()")
+        return method
+
+    def attention_heads(self, batch: Batch) -> np.ndarray:
+        return np.asarray(self._inner_method("attention_heads")(batch))
+
+    def predict_with_head_mask(self, batch: Batch, head_mask: Any) -> np.ndarray:
+        method = self._inner_method("predict_with_head_mask")
+        prepared = self.prepare(batch)
+        mask = check_head_mask(head_mask, heads=self.heads, batch_size=prepared.size)
+        try:
+            logits = self.limiter.call(method, prepared, mask, batch_size=prepared.size)
+        except (InputError, ModelError):
+            raise
+        except Exception as exc:
+            raise ModelError(f"{self.location} failed: {exc}") from exc
+        return check_logits(
+            logits, batch_size=prepared.size, num_labels=len(self.labels), who=self.location
+        )
+
+    def fuse_with_head_mask(self, encodings: Mapping[str, Any], head_mask: Any) -> Any:
+        if not self.factorized:
+            raise NotFactorized(f"{self.location} does not expose fuse()")
+        size = max((len(t) for t in encodings.values()), default=1)
+        mask = check_head_mask(head_mask, heads=self.heads, batch_size=size)
+        return self._inner_method("fuse_with_head_mask")(encodings, mask)
 
     def health(self) -> dict[str, Any]:
         check = getattr(self.inner, "health", None)

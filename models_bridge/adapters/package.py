@@ -47,6 +47,8 @@ class Manifest:
     preprocessing: dict[str, dict[str, Any]]
     raw: dict[str, Any]
     preprocessors: dict[str, Preprocessor] = field(compare=False, repr=False, default_factory=dict)
+    # attention heads a head mask can switch off (0: the model has no head mask)
+    heads: int = 0
 
     def kind_of(self, modality: str) -> str:
         return str(self.preprocessing[modality]["kind"])
@@ -61,6 +63,9 @@ class Manifest:
                 prep[m]["vocab_size"] = len(spec["vocab"])
         out["preprocessing"] = prep
         return out
+
+
+HEAD_MASK_EXPORTS = frozenset({"fuse_with_head_mask", "forward_with_head_mask"})
 
 
 def _err(message: str, code: str = "manifest_invalid") -> PackageError:
@@ -118,6 +123,16 @@ def parse_manifest(raw: Any) -> Manifest:
         lacking = [n for n in needed if n not in exports]
         if lacking:
             raise _err(f"a factorized model must export {', '.join(lacking)}")
+    heads = 0
+    if HEAD_MASK_EXPORTS & set(exports):
+        spec = raw.get("heads")
+        count = spec.get("count") if isinstance(spec, Mapping) else None
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise _err(
+                "a model exporting a head mask (fuse_with_head_mask / forward_with_head_mask) "
+                "needs heads.count, a positive integer"
+            )
+        heads = count
     return Manifest(
         name=raw["name"].strip(),
         version=raw["version"].strip(),
@@ -129,6 +144,7 @@ def parse_manifest(raw: Any) -> Manifest:
         preprocessing={m: dict(prep[m]) for m in modalities},
         raw=dict(raw),
         preprocessors=preprocessors,
+        heads=heads,
     )
 
 

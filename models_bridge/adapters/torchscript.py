@@ -23,6 +23,7 @@ from models_bridge.adapters.base import (
     Batch,
     ModelError,
     NotFactorized,
+    check_head_mask,
     check_logits,
     setting,
 )
@@ -63,6 +64,7 @@ class TorchScriptAdapter(Adapter):
         self.modalities = list(self.manifest.modalities)
         self.factorized = self.manifest.factorized
         self.exports = set(self.manifest.exports)
+        self.heads = self.manifest.heads
         self.preprocessors = self.manifest.preprocessors
         self.limiter = CallLimiter(self.manifest.name)
 
@@ -168,6 +170,39 @@ class TorchScriptAdapter(Adapter):
         method = self._method("attention")
         inputs = self.prepare(batch)
         return self._call(method, inputs, batch_size=batch.size).numpy()
+
+    def attention_heads(self, batch: Batch) -> np.ndarray:
+        method = self._method("attention_heads")
+        inputs = self.prepare(batch)
+        return self._call(method, inputs, batch_size=batch.size).numpy()
+
+    def _head_mask(self, head_mask: Any, batch_size: int) -> torch.Tensor:
+        mask = check_head_mask(head_mask, heads=self.heads, batch_size=batch_size)
+        return torch.from_numpy(mask)
+
+    def run_with_head_mask(self, prepared: dict[str, torch.Tensor], head_mask: Any) -> np.ndarray:
+        """run(prepared) with a head mask (prepared inputs, as BlackBoxPairs holds them)."""
+        method = self._method("forward_with_head_mask")
+        size = next(iter(prepared.values())).shape[0]
+        mask = self._head_mask(head_mask, size)
+        try:
+            out = self._call(method, prepared, mask, batch_size=size)
+        except ModelError:
+            raise
+        except Exception as exc:
+            raise ModelError(f"{self.manifest.name} failed: {exc}") from exc
+        return check_logits(
+            out.numpy(), batch_size=size, num_labels=len(self.labels), who=self.manifest.name
+        )
+
+    def predict_with_head_mask(self, batch: Batch, head_mask: Any) -> np.ndarray:
+        return self.run_with_head_mask(self.prepare(batch), head_mask)
+
+    def fuse_with_head_mask(self, encodings: Mapping[str, torch.Tensor], head_mask: Any) -> Any:
+        method = self._method("fuse_with_head_mask")
+        size = max((int(t.shape[0]) for t in encodings.values()), default=1)
+        mask = self._head_mask(head_mask, size)
+        return self._call(method, dict(encodings), mask, batch_size=size)
 
     def probe_inputs(self, size: int = 1) -> dict[str, torch.Tensor]:
         """Synthetic inputs of the right shapes, the same the sandboxed check used."""

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from rest_framework.routers import SimpleRouter
 
-from models_bridge.api import analysis, perturbation, views
+from models_bridge.api import analysis, attention, perturbation, views
 
 router = SimpleRouter()
 urlpatterns: list = []
 views.register(router, urlpatterns)
 analysis.register(urlpatterns)
 perturbation.register(urlpatterns)
+attention.register(urlpatterns)
 urlpatterns += router.urls

@@ -1,4 +1,4 @@
-"""The five reference easy-VQA networks, one per interaction family.
+"""The reference easy-VQA networks, one per interaction family.
 
 Every model exposes the same TorchScript interface so that the Counterpoint loader can
 treat them uniformly (see docs/reference_models.md and docs/models.md):
@@ -216,7 +216,7 @@ class Multiplicative(nn.Module):
 
 
 class CrossAttention(nn.Module):
-    """Question tokens attend over an 8x8 grid of image regions.
+    """Question tokens attend over an 8x8 grid of image regions with ``heads`` heads.
 
     Encodings are flattened so fuse still takes one (B, D) tensor per modality:
     - text: (B, L * (dim + 1)), row-major (token, channel); channel ``dim`` of each
@@ -225,6 +225,13 @@ class CrossAttention(nn.Module):
       one example with image encodings of another.
     - image: (B, R * dim), row-major (region, channel), regions in raster order
       (row, column) of the 8x8 grid.
+
+    Multi-head attention: query, key and value are split into ``heads`` slices of
+    ``dim // heads`` channels; head h attends with its own softmax over regions and
+    writes only channels ``[h * head_dim, (h + 1) * head_dim)`` of the attended vector.
+    There is no output projection mixing the heads, so ``fuse_with_head_mask`` with
+    head h's mask entry at 0 gives exactly the logits of the same network whose head h
+    reads zero values: a masked head contributes nothing.
     """
 
     def __init__(
@@ -234,10 +241,15 @@ class CrossAttention(nn.Module):
         num_labels: int,
         dim: int = 64,
         pad_id: int = 0,
+        heads: int = 4,
     ) -> None:
         super().__init__()
+        if dim % heads:
+            raise ValueError(f"dim {dim} is not a multiple of heads {heads}")
         self.pad_id = pad_id
         self.dim = dim
+        self.heads = heads
+        self.head_dim = dim // heads
         self.max_length = max_length
         self.grid = 8
         self.num_regions = self.grid * self.grid
@@ -276,9 +288,16 @@ class CrossAttention(nn.Module):
         feats = nn.functional.adaptive_max_pool2d(feats, (self.grid, self.grid))
         return feats.flatten(2).transpose(1, 2)
 
+    def _split(self, x: Tensor) -> Tensor:
+        """(B, N, dim) -> (B, heads, N, head_dim)."""
+        return x.view(x.size(0), x.size(1), self.heads, self.head_dim).transpose(1, 2)
+
     def _attend(self, tok: Tensor, regions: Tensor) -> Tensor:
-        scores = torch.bmm(self.query(tok), self.key(regions).transpose(1, 2))
-        return torch.softmax(scores / math.sqrt(self.dim), dim=-1)
+        """(B, heads, L, R): per head, a softmax over regions for every token."""
+        q = self._split(self.query(tok))
+        k = self._split(self.key(regions))
+        scores = torch.matmul(q, k.transpose(2, 3))
+        return torch.softmax(scores / math.sqrt(self.head_dim), dim=-1)
 
     @torch.jit.export
     def encode_text(self, tokens: Tensor) -> Tensor:
@@ -290,14 +309,28 @@ class CrossAttention(nn.Module):
 
     @torch.jit.export
     def fuse(self, encodings: dict[str, Tensor]) -> Tensor:
+        ones = torch.ones(self.heads, dtype=torch.float32, device=encodings["text"].device)
+        return self.fuse_with_head_mask(encodings, ones)
+
+    @torch.jit.export
+    def fuse_with_head_mask(self, encodings: dict[str, Tensor], head_mask: Tensor) -> Tensor:
+        """fuse with each head's output scaled by ``head_mask``: shape (heads,) for the
+        whole batch or (B, heads) per example; 1.0 keeps a head, 0.0 removes it."""
         text = encodings["text"]
         batch = text.size(0)
         tok_all = text.view(batch, -1, self.dim + 1)
+        length = tok_all.size(1)
         tok = tok_all[:, :, : self.dim]
         mask = tok_all[:, :, self.dim :]
         regions = encodings["image"].view(batch, self.num_regions, self.dim)
         attn = self._attend(tok, regions)
-        attended = torch.bmm(attn, self.value(regions))
+        per_head = torch.matmul(attn, self._split(self.value(regions)))  # (B, H, L, hd)
+        if head_mask.dim() == 1:
+            scale = head_mask.view(1, self.heads, 1, 1)
+        else:
+            scale = head_mask.view(batch, self.heads, 1, 1)
+        per_head = per_head * scale.to(per_head.dtype)
+        attended = per_head.transpose(1, 2).reshape(batch, length, self.dim)
         count = mask.sum(dim=1).clamp(min=1.0)
         # Token-wise product is the interaction; the plain question mean tells the head
         # which kind of answer (yes/no, colour, shape) is wanted.
@@ -306,8 +339,19 @@ class CrossAttention(nn.Module):
         return self.head(torch.cat([joint, question], dim=-1))
 
     @torch.jit.export
-    def attention(self, inputs: dict[str, Tensor]) -> Tensor:
-        """(B, L, R) weights of each question token over the image regions.
+    def forward_with_head_mask(self, inputs: dict[str, Tensor], head_mask: Tensor) -> Tensor:
+        """forward(inputs) with ``head_mask`` as in fuse_with_head_mask."""
+        return self.fuse_with_head_mask(
+            {
+                "text": self.encode_text(inputs["text"]),
+                "image": self.encode_image(inputs["image"]),
+            },
+            head_mask,
+        )
+
+    @torch.jit.export
+    def attention_heads(self, inputs: dict[str, Tensor]) -> Tensor:
+        """(B, heads, L, R) weights of each head and question token over the image regions.
 
         Every row (padding tokens included) is a softmax over regions and sums to 1;
         padding rows carry no meaning and are ignored by fuse.
@@ -315,9 +359,16 @@ class CrossAttention(nn.Module):
         tok = self._tokens(inputs["text"])[:, :, : self.dim]
         return self._attend(tok, self._regions(inputs["image"]))
 
+    @torch.jit.export
+    def attention(self, inputs: dict[str, Tensor]) -> Tensor:
+        """(B, L, R): attention_heads averaged over the heads (rows still sum to 1)."""
+        return self.attention_heads(inputs).mean(dim=1)
 
-def build(name: str, vocab_size: int, max_length: int, num_labels: int) -> nn.Module:
-    """Construct the network for a reference model name."""
+
+def build(
+    name: str, vocab_size: int, max_length: int, num_labels: int, *, heads: int = 1
+) -> nn.Module:
+    """Construct the network for a reference model name (`heads`: cross-attention only)."""
     if name == "easyvqa-text-only":
         return TextOnly(vocab_size, max_length, num_labels)
     if name == "easyvqa-image-only":
@@ -327,5 +378,5 @@ def build(name: str, vocab_size: int, max_length: int, num_labels: int) -> nn.Mo
     if name == "easyvqa-multiplicative":
         return Multiplicative(vocab_size, max_length, num_labels)
     if name == "easyvqa-cross-attention":
-        return CrossAttention(vocab_size, max_length, num_labels)
+        return CrossAttention(vocab_size, max_length, num_labels, heads=heads)
     raise KeyError(f"unknown reference model {name!r}")

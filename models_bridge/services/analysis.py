@@ -55,12 +55,15 @@ def analysis_start(
 ) -> Job:
     """Create an analysis job and (with `enqueue`) send it to an `analysis` worker on commit.
     Unknown methods are a 400 naming the known ones; nothing is stored then."""
-    from models_bridge.analysis.registry import methods_check
+    from models_bridge.analysis.registry import methods_check, methods_start_check
 
     names = methods_check(list(methods))
     if params is not None and not isinstance(params, dict):
         raise ValidationFailed("params must be an object", code="analysis_params")
     model_fits_dataset(model_version=model_version, dataset=campaign.dataset)
+    methods_start_check(
+        names=names, campaign=campaign, model_version=model_version, params=dict(params or {})
+    )
     job = job_create(
         kind=Job.Kind.ANALYSIS,
         created_by=created_by,

@@ -47,6 +47,8 @@ REFERENCE_MODELS = (
     "easyvqa-additive",
     "easyvqa-multiplicative",
     "easyvqa-cross-attention",
+    # easyvqa-cross-attention@2: 4 heads and a head mask (the heads analysis)
+    "easyvqa-cross-attention-4h",
 )
 Kind = ModelVersion.Kind
 
@@ -241,6 +243,8 @@ def model_register(
                 )
             factorized = bool(adapter.factorized)
             manifest = {"options": dict(options or {}), "exports": _exports(adapter)}
+            if adapter.heads:
+                manifest["heads"] = {"count": int(adapter.heads)}
             sha = _fingerprint(kind, location, manifest["options"])
         else:
             if not location.startswith(("http://", "https://")):
@@ -431,7 +435,7 @@ def model_health(*, model_version: ModelVersion) -> dict[str, Any]:
 
 
 def reference_models_register(*, dataset: Dataset, created_by: Any = None) -> list[ModelVersion]:
-    """Register the five easy-VQA reference packages (COUNTERPOINT_MODELS_DIR/<name>/)
+    """Register the easy-VQA reference packages (COUNTERPOINT_MODELS_DIR/<folder>/)
     against `dataset`. Idempotent: a package already registered is returned as it is."""
     missing = [
         n for n in REFERENCE_MODELS if not (Path(settings.MODELS_DIR) / n / "model.json").exists()

@@ -8,6 +8,7 @@ import io
 import re
 from typing import Any
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -328,3 +329,79 @@ def test_tabular_pair_highlights_the_changed_features(page: Any, transactional_d
     assert "Features changed" in page.inner_text(".pair-columns")
     assert "This campaign has no models attached." in page.inner_text(".pair")
     shot(page, "pairs-tabular")
+
+
+HEAT_RGB = (255, 110, 0)  # attention_overlay.js HEAT_RGB
+
+
+def test_attention_overlay_over_the_image(page: Any, evqa: Any) -> None:
+    from models_bridge.services.attention import attention_map
+
+    cross = next((m for m in evqa.models if str(m) == "easyvqa-cross-attention@2"), None)
+    if cross is None:
+        pytest.skip("the cross-attention reference package is not available")
+    flip = evqa.flip
+    campaign = make_campaign(evqa, examples=[flip.example], name="Attention campaign")
+    member(campaign, "mia", Membership.Role.MANAGER)
+    ben = member(campaign, "ben", "annotator")
+    edit = _submit(
+        ben,
+        _lease(campaign, ben),
+        {"modality": "text", "target_label": flip.edited_prediction, "value": flip.edited},
+    )
+    original = attention_map(cross, edit.example.values)
+    edited = attention_map(cross, edit.edited_values)
+
+    login(page, "mia", next_url=f"/manage/campaigns/{campaign.pk}/pairs/{edit.pk}/")
+    sides = ".modality-image .pair-sides"
+    page.wait_for_function(f"() => document.querySelector('{sides}')?.stages !== undefined")
+    assert page.locator(".attention-layer").count() == 0
+    page.check("input[name=attention]")
+    page.wait_for_selector(f"{sides}[data-attention=drawn]")
+    assert page.locator(".attention-layer").count() == 2
+    # two of the campaign's models have attention (cross-attention v1 and v2): pick v2
+    choices = page.locator("select[name=attention-model] option").all_inner_texts()
+    assert choices == ["easyvqa-cross-attention v1", "easyvqa-cross-attention v2"]
+    page.select_option("select[name=attention-model]", str(cross.pk))
+    page.wait_for_selector("select[name=attention-head]")
+    words = page.locator("select[name=attention-token] option").all_inner_texts()
+    assert words[0] == "all words (mean)" and len(words) == 1 + max(
+        len(original["tokens"]), len(edited["tokens"])
+    )
+    assert flip.word in " ".join(words) and flip.replacement in " ".join(words)
+    heads = page.locator("select[name=attention-head] option").all_inner_texts()
+    assert heads == ["all heads (mean)", "head 1", "head 2", "head 3", "head 4"]
+
+    def cell_alpha(side: str, weights: list[float], region: int) -> list[int]:
+        rows, cols = original["grid"]
+        size = 64 * SCALE
+        x = int((region % cols + 0.5) * size / cols)
+        y = int((region // cols + 0.5) * size / rows)
+        return _pixel(page, f".side-{side} .attention-layer", x, y)
+
+    # The strongest region of the (token, head)-averaged map is drawn at full heat, the
+    # weakest at the alpha its share of the maximum gives.
+    for side, amap in (("original", original), ("edit", edited)):
+        w = amap["average"]
+        top, low = int(np.argmax(w)), int(np.argmin(w))
+        px = cell_alpha(side, w, top)
+        # (canvas stores premultiplied alpha: a colour channel may be off by one)
+        assert all(abs(a - b) <= 2 for a, b in zip(px[:3], HEAT_RGB, strict=True)), px
+        assert abs(px[3] - round(255 * 0.75)) <= 2, px
+        expect = round(255 * 0.75 * w[low] / w[top])
+        assert abs(cell_alpha(side, w, low)[3] - expect) <= 3
+    shot(page, "pairs-attention")
+
+    # One word of one head: the layer redraws from that row.
+    page.select_option("select[name=attention-head]", "2")
+    page.select_option("select[name=attention-token]", "0")
+    w = original["per_head"][2][0]
+    top = int(np.argmax(w))
+    px = cell_alpha("original", w, top)
+    assert abs(px[3] - round(255 * 0.75)) <= 2, px
+    low = int(np.argmin(w))
+    assert abs(cell_alpha("original", w, low)[3] - round(255 * 0.75 * w[low] / w[top])) <= 3
+
+    page.uncheck("input[name=attention]")
+    page.wait_for_selector(f"{sides}[data-attention=off]")
+    assert page.locator(".attention-layer").count() == 0

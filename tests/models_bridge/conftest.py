@@ -30,6 +30,18 @@ def package_dir(name: str) -> Path:
     return path
 
 
+def reference_names() -> list[str]:
+    """The model names (model.json `name`) of the reference packages, in REFERENCE_MODELS
+    order: two folders hold two versions of easyvqa-cross-attention."""
+    import json
+
+    from models_bridge.services.registry import REFERENCE_MODELS
+
+    return [
+        json.loads((package_dir(n) / "model.json").read_text())["name"] for n in REFERENCE_MODELS
+    ]
+
+
 @pytest.fixture(autouse=True)
 def _fresh_adapters():  # type: ignore[no-untyped-def]
     # Model version ids repeat across tests (rolled-back transactions), so the process

@@ -108,6 +108,13 @@ def test_module_runs_in_eval_mode():
         (lambda d: _edit(d, labels=[]), "manifest_invalid"),
         (lambda d: _edit(d, modalities=["text", "audio"]), "manifest_invalid"),
         (lambda d: _edit(d, exports=["forward", "encode_text"]), "manifest_invalid"),
+        # a head mask without heads.count
+        (
+            lambda d: _edit(
+                d, exports=["forward", "encode_text", "encode_image", "fuse", "fuse_with_head_mask"]
+            ),
+            "manifest_invalid",
+        ),
     ],
 )
 def test_bad_packages_are_refused_with_a_named_rule(tmp_path, mutate, code):
@@ -188,3 +195,35 @@ def test_entrypoint_failures_are_model_errors():
 
 def test_parse_entrypoint():
     assert parse_entrypoint("a.b.c:make") == ("a.b.c", "make")
+
+
+class _TwoHeads:
+    """A Python adapter with two 'heads', each adding its own logit column."""
+
+    labels = ["a", "b"]
+    modalities = ["text"]
+    heads = 2
+
+    def predict(self, batch: Batch) -> np.ndarray:
+        return self.predict_with_head_mask(batch, np.ones(2, dtype=np.float32))
+
+    def predict_with_head_mask(self, batch: Batch, mask: np.ndarray) -> np.ndarray:
+        m = np.broadcast_to(mask, (batch.size, 2))
+        return np.asarray(m, dtype=np.float32) * np.float32(1.5)
+
+
+def test_entry_point_head_mask_is_checked_and_passed_through():
+    from models_bridge.adapters.base import InputError
+
+    a = EntryPointAdapter(_TwoHeads(), location="tests:two_heads")
+    batch = Batch({"text": ["x", "y", "z"]})
+    assert a.heads == 2
+    np.testing.assert_array_equal(a.predict_with_head_mask(batch, [1.0, 0.0])[:, 1], 0.0)
+    np.testing.assert_array_equal(
+        a.predict_with_head_mask(batch, np.ones((3, 2))), a.predict(batch)
+    )
+    with pytest.raises(InputError) as exc:
+        a.predict_with_head_mask(batch, [1.0, 0.0, 1.0])
+    assert exc.value.code == "head_mask_shape"
+    with pytest.raises(NotFactorized):
+        a.attention_heads(batch)

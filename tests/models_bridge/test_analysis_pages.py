@@ -14,7 +14,7 @@ import pytest
 from django.test import Client
 
 from annotation.models import CounterfactualEdit, Job, Membership
-from models_bridge.analysis.registry import METHODS
+from frontend.views_analyses import method_choices
 from models_bridge.analysis.tables import result_tables
 from models_bridge.models import AnalysisResult
 from models_bridge.services.analysis import analysis_result_store
@@ -26,6 +26,11 @@ from tests.models_bridge.conftest import annotate_all
 pytestmark = pytest.mark.django_db
 
 RELIANCE = ["synergy", "equivalence", "synergy", "specialization"]
+
+# Every method the campaign's analyses form offers, except heads (it needs a model with
+# attention heads: tests/models_bridge/test_heads.py); the study methods start from a
+# perturbation study's page.
+FORM_METHODS = [name for name, _ in method_choices() if name != "heads"]
 
 
 def browser(user: Any) -> Client:
@@ -72,8 +77,9 @@ def test_the_list_page_offers_every_registered_method_and_the_campaign_models(
     assert page.status_code == 200
     body = page.content.decode()
     assert 'aria-current="page">Analyses<' in body
-    for name in METHODS:
+    for name, _ in method_choices():
         assert f'name="methods" value="{name}"' in body
+    assert 'value="perturbation_minimal"' not in body  # started from a study's page
     assert f'<option value="{world["model"].pk}">{world["model"].name}@' in body
     dash = browser(world["manager"]).get(f"/manage/campaigns/{campaign.pk}/dashboard/")
     assert f'href="/manage/campaigns/{campaign.pk}/analyses/"' in dash.content.decode()
@@ -83,7 +89,7 @@ def test_start_from_the_page_run_and_read_the_report(
     world: dict[str, Any], django_capture_on_commit_callbacks: Any, exact_queries: Any
 ) -> None:
     campaign, manager = world["campaign"], world["manager"]
-    names = list(METHODS)
+    names = FORM_METHODS
     job = start_like_the_page(
         world, names, django_capture_on_commit_callbacks, seed=0, k=3, resamples=100
     )
@@ -189,3 +195,24 @@ def test_only_the_campaigns_managers_see_analyses(
     )
     assert r.status_code == 403
     assert Job.objects.filter(kind=Job.Kind.ANALYSIS).count() == 1
+
+
+@pytest.mark.parametrize(
+    ("methods", "params", "code"),
+    [
+        (["emap", "perturbation_minimal"], {}, "analysis_params"),  # no study named
+        (["perturbation_minimal"], {"study": 10**9}, "analysis_params"),  # not the campaign's
+        (["heads"], {}, "analysis_no_heads"),  # the world's model has no heads
+    ],
+)
+def test_a_method_that_cannot_run_is_refused_at_start(
+    world: dict[str, Any], methods: list[str], params: dict[str, Any], code: str
+) -> None:
+    campaign = world["campaign"]
+    r = browser(world["manager"]).post(
+        f"/api/v1/campaigns/{campaign.pk}/analyses/",
+        json.dumps({"model": world["model"].pk, "methods": methods, "params": params}),
+        content_type="application/json",
+    )
+    assert r.status_code == 400 and r.json()["error"]["code"] == code, r.content
+    assert not Job.objects.filter(kind=Job.Kind.ANALYSIS, campaign=campaign).exists()

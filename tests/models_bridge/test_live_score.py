@@ -14,7 +14,7 @@ from annotation.services.campaigns import campaign_update
 from models_bridge.services.registry import REFERENCE_MODELS, model_register
 from tests.annotation.annotator_helpers import bomb_png, media_files, undecodable_png
 from tests.conftest import client_for, requires_postgres
-from tests.models_bridge.conftest import counting, lease, package_dir
+from tests.models_bridge.conftest import counting, lease, package_dir, reference_names
 
 pytestmark = pytest.mark.django_db
 URL = "/api/v1/score/"
@@ -383,7 +383,7 @@ def test_all_five_reference_models_answer(evqa_campaign, evqa_people):
         format="json",
     )
     assert r.status_code == 200
-    assert [m["name"] for m in r.json()["models"]] == list(REFERENCE_MODELS)
+    assert [m["name"] for m in r.json()["models"]] == reference_names()
     assert all(m["status"] == "ok" for m in r.json()["models"])
 
 

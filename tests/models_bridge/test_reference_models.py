@@ -30,9 +30,17 @@ NAMES = [
     "easyvqa-additive",
     "easyvqa-multiplicative",
     "easyvqa-cross-attention",
+    "easyvqa-cross-attention-4h",
 ]
-FUSION = ["easyvqa-additive", "easyvqa-multiplicative", "easyvqa-cross-attention"]
+FUSION = [
+    "easyvqa-additive",
+    "easyvqa-multiplicative",
+    "easyvqa-cross-attention",
+    "easyvqa-cross-attention-4h",
+]
+HEADS = "easyvqa-cross-attention-4h"  # easyvqa-cross-attention@2
 BASE_EXPORTS = {"forward", "encode_text", "encode_image", "fuse"}
+HEAD_EXPORTS = {"attention", "attention_heads", "fuse_with_head_mask", "forward_with_head_mask"}
 SUBSET_SIZE = 500
 SHAPES = {"circle", "rectangle", "triangle"}
 
@@ -143,10 +151,13 @@ def accuracy(preds: list[str], answers: list[str], only: str | None = None) -> f
 def test_package_metadata_and_exports(name: str) -> None:
     m = meta(name)
     assert m["format"] == "counterpoint-torchscript/1"
-    assert m["name"] == name
+    assert m["name"] == ("easyvqa-cross-attention" if name == HEADS else name)
     assert m["labels"] == list(easy_vqa.get_answers())
     assert m["factorized"] is True
-    expected = BASE_EXPORTS | ({"attention"} if name == "easyvqa-cross-attention" else set())
+    expected = BASE_EXPORTS | {
+        "easyvqa-cross-attention": {"attention"},
+        HEADS: HEAD_EXPORTS,
+    }.get(name, set())
     assert set(m["exports"]) == expected
     scripted = module(name)
     for export in m["exports"]:
@@ -189,7 +200,9 @@ def test_forward_equals_fuse_of_encodings(name: str, subset: dict[str, list]) ->
 # -- accuracy bounds from the issue ----------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["easyvqa-multiplicative", "easyvqa-cross-attention"])
+@pytest.mark.parametrize(
+    "name", ["easyvqa-multiplicative", "easyvqa-cross-attention", "easyvqa-cross-attention-4h"]
+)
 def test_interaction_models_solve_the_task(
     name: str, subset: dict[str, list], predictions: dict[str, list[str]]
 ) -> None:
@@ -229,7 +242,7 @@ def test_additive_is_clearly_worse_on_yes_no(
 ) -> None:
     answers = subset["answers"]
     additive = accuracy(predictions["easyvqa-additive"], answers, "yes_no")
-    for name in ("easyvqa-multiplicative", "easyvqa-cross-attention"):
+    for name in ("easyvqa-multiplicative", "easyvqa-cross-attention", HEADS):
         assert additive < accuracy(predictions[name], answers, "yes_no") - 0.05
     # Colour and shape questions need no interaction (the question type is a text
     # bias, the value an image bias), so additive fusion does fine there.
@@ -261,8 +274,8 @@ def test_additive_is_exactly_additive(subset: dict[str, list]) -> None:
     torch.testing.assert_close(f, g[:, None, :] + h[None, :, :], atol=1e-5, rtol=0)
 
 
-def test_cross_attention_weights(subset: dict[str, list]) -> None:
-    name = "easyvqa-cross-attention"
+@pytest.mark.parametrize("name", ["easyvqa-cross-attention", HEADS])
+def test_cross_attention_weights(subset: dict[str, list], name: str) -> None:
     m, layout = module(name), meta(name)["encoding_layout"]
     pre = meta(name)["preprocessing"]
     inputs = spec_inputs(name, subset["texts"][:8], subset["paths"][:8])
@@ -280,6 +293,88 @@ def test_cross_attention_weights(subset: dict[str, list]) -> None:
     tok = enc_t.view(8, *layout["text"]["shape"])
     mask = tok[:, :, layout["text"]["mask_channel"]]
     assert torch.equal(mask, (inputs["text"] != pre["text"]["pad_id"]).float())
+    if name != HEADS:
+        assert "heads" not in meta(name)
+        return
+    # Per head: (B, heads, L, R), each row a softmax; `attention` is their mean.
+    heads = meta(name)["heads"]["count"]
+    with torch.inference_mode():
+        per_head = m.attention_heads(inputs)
+    assert heads == 4
+    assert per_head.shape == (8, heads, attn.shape[1], regions)
+    torch.testing.assert_close(per_head.sum(dim=-1), torch.ones(8, heads, attn.shape[1]))
+    torch.testing.assert_close(per_head.mean(dim=1), attn, atol=1e-6, rtol=0)
+
+
+# -- the head mask ----------------------------------------------------------------------
+
+
+def eager_cross_attention() -> torch.nn.Module:
+    """The eager network with the package's weights (for editing one head's parameters)."""
+    from models_bridge.reference import nets
+
+    name = HEADS
+    pre = meta(name)["preprocessing"]["text"]
+    net = nets.build(
+        "easyvqa-cross-attention",
+        len(pre["vocab"]),
+        pre["max_length"],
+        len(meta(name)["labels"]),
+        heads=meta(name)["heads"]["count"],
+    )
+    net.load_state_dict(module(name).state_dict())
+    return net.eval()
+
+
+def test_head_mask_with_every_head_on_is_the_plain_model(subset: dict[str, list]) -> None:
+    name = HEADS
+    m = module(name)
+    heads = meta(name)["heads"]["count"]
+    inputs = spec_inputs(name, subset["texts"][:16], subset["paths"][:16])
+    with torch.inference_mode():
+        enc = {"text": m.encode_text(inputs["text"]), "image": m.encode_image(inputs["image"])}
+        plain = m(inputs)
+        assert torch.equal(m.fuse_with_head_mask(enc, torch.ones(heads)), m.fuse(enc))
+        assert torch.equal(m.forward_with_head_mask(inputs, torch.ones(heads)), plain)
+        per_example = m.forward_with_head_mask(inputs, torch.ones(16, heads))
+    assert torch.equal(per_example, plain)
+
+
+@pytest.mark.parametrize("head", range(4))
+def test_a_masked_head_contributes_nothing(subset: dict[str, list], head: int) -> None:
+    """Masking head h gives exactly the network whose head h reads zero values, and nothing
+    head h computes (its queries, keys, values) can move the masked logits."""
+    name = HEADS
+    inputs = spec_inputs(name, subset["texts"][:16], subset["paths"][:16])
+    net = eager_cross_attention()
+    heads, hd = net.heads, net.head_dim
+    mask = torch.ones(heads)
+    mask[head] = 0.0
+    rows = slice(head * hd, (head + 1) * hd)
+    with torch.no_grad():
+        masked = net.forward_with_head_mask(inputs, mask)
+        silenced = eager_cross_attention()
+        silenced.value.weight[rows] = 0.0
+        silenced.value.bias[rows] = 0.0
+        assert torch.equal(silenced(inputs), masked)
+        scrambled = eager_cross_attention()
+        gen = torch.Generator().manual_seed(head)
+        for lin in (scrambled.query, scrambled.key, scrambled.value):
+            lin.weight[rows] = torch.randn(lin.weight[rows].shape, generator=gen)
+            lin.bias[rows] = torch.randn(lin.bias[rows].shape, generator=gen)
+        assert torch.equal(scrambled.forward_with_head_mask(inputs, mask), masked)
+        # ...while the unmasked model does depend on that head.
+        assert not torch.equal(scrambled(inputs), net(inputs))
+        # The scripted package masks the same way (to float tolerance: another executor).
+        torch.testing.assert_close(
+            module(name).forward_with_head_mask(inputs, mask), masked, atol=1e-5, rtol=0
+        )
+        # A per-example (B, heads) mask masks each row by its own entry.
+        mixed = torch.ones(16, heads)
+        mixed[::2, head] = 0.0
+        out = net.forward_with_head_mask(inputs, mixed)
+    torch.testing.assert_close(out[::2], masked[::2], atol=1e-6, rtol=0)
+    torch.testing.assert_close(out[1::2], net(inputs)[1::2], atol=1e-6, rtol=0)
 
 
 # -- preprocessing reproduces training -----------------------------------------------

@@ -24,7 +24,7 @@ from models_bridge.services.registry import (
     reference_models_register,
 )
 from tests.conftest import client_for
-from tests.models_bridge.conftest import package_dir
+from tests.models_bridge.conftest import package_dir, reference_names
 
 pytestmark = pytest.mark.django_db
 
@@ -185,7 +185,7 @@ def test_reference_models_register_is_idempotent(evqa):
     first = reference_models_register(dataset=evqa)
     again = reference_models_register(dataset=evqa)
     assert [m.pk for m in first] == [m.pk for m in again]
-    assert [m.name for m in first] == list(REFERENCE_MODELS)
+    assert [m.name for m in first] == reference_names()
 
 
 def test_reference_models_missing(evqa, tmp_path):

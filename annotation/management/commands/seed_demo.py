@@ -1,5 +1,5 @@
 """Seed the demo: easy-VQA test split, a 300-example campaign, a manager and two annotators,
-and the five reference models attached for live feedback. The demo's `manager` is its operator:
+and the reference models attached for live feedback. The demo's `manager` is its operator:
 a superuser, so the admin works for it (staff without permissions would see only "You don't
 have permission" pages). Safe to run again: everything is
 looked up before it is created, and passwords are kept in var/demo-credentials.json."""

@@ -22,7 +22,10 @@ from counterpoint.errors import ServiceError
 
 
 class Command(BaseCommand):
-    help = "Run analysis methods (emap, ablation, perceptual, ...) of a campaign with a model."
+    help = (
+        "Run analysis methods (emap, ablation, perceptual, pid, counterfactual, clusters, "
+        "heads) of a campaign with a model."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("campaign", help="campaign name or id")
@@ -122,6 +125,17 @@ class Command(BaseCommand):
                     f"  argmax changed on {res['argmax_changed_fraction']:.3f} of examples; "
                     f"mean interaction score {res['interaction_score']['mean']:.3f}"
                 )
+            elif r.method == "heads":
+                lines.append(f"  accuracy with all {res['heads']} heads {res['accuracy']:.3f}")
+                for row in res["importance"]:
+                    lines.append(
+                        f"  head {row['head']} masked: acc {row['accuracy']:.3f} "
+                        f"(drop {row['drop']:+.3f})"
+                    )
+                curve = ", ".join(
+                    f"{c['removed']}: {c['accuracy']:.3f}" for c in res["pruning"]["curve"]
+                )
+                lines.append(f"  pruning order {res['pruning']['order']}; heads removed: {curve}")
             elif r.method in ("ablation", "perceptual"):
                 lines.append(f"  accuracy {res.get('accuracy')}")
                 for m, v in res["modalities"].items():

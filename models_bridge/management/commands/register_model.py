@@ -5,7 +5,7 @@
         --name my-model --model-version 1 mypackage.models:make_adapter
     python manage.py register_model --dataset easy-VQA --kind remote \\
         --name my-remote --model-version 1 --remote-model-name easyvqa http://127.0.0.1:8080
-    python manage.py register_model --dataset easy-VQA --reference   # the five easy-VQA models
+    python manage.py register_model --dataset easy-VQA --reference   # the easy-VQA reference models
 
 Options: --label-map '{"model label": "dataset label"}', --option key=value (entry point
 factory keyword arguments, JSON values allowed), --campaign NAME to also attach it to a
@@ -51,7 +51,7 @@ class Command(BaseCommand):
             "--campaign", help="also attach the model(s) to this campaign (name or id)"
         )
         parser.add_argument(
-            "--reference", action="store_true", help="register the five easy-VQA reference models"
+            "--reference", action="store_true", help="register the easy-VQA reference models"
         )
 
     def handle(self, *args: Any, **opts: Any) -> None:

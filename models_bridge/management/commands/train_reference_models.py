@@ -16,7 +16,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 
 class Command(BaseCommand):
-    help = "Train the five reference easy-VQA models and write fixtures/models/<name>/."
+    help = "Train the reference easy-VQA models and write fixtures/models/<folder>/."
 
     def add_arguments(self, parser: CommandParser) -> None:
         from models_bridge.reference.train import MODEL_NAMES

@@ -8,6 +8,7 @@ import { diffSegments } from "./textdiff.js";
 import { modalityLabel, displayScale, loadBitmap } from "./example_view.js";
 import { maskData, outlineSegments } from "./imageops.js";
 import { relianceText } from "./reliance.js";
+import { attentionPanel } from "./attention_overlay.js";
 
 export const PAIR_IMAGE_MAX = 256; // px: 64×64 easy-VQA images at exactly 4×.
 export const OUTLINE_RGB = [224, 0, 150];
@@ -99,6 +100,7 @@ function imageSides(mod, origSha, editSha, edited, boxes) {
     }
     orig.replaceChildren(A.stage);
     edit.replaceChildren(B.stage);
+    host.stages = { original: A, edit: B }; // the attention overlay draws on these
   })().catch((err) => {
     orig.replaceChildren(el("p", { class: "error small" }, `The images could not be loaded: ${err.message}`));
     host.dataset.outline = "failed";
@@ -145,7 +147,7 @@ function tabularSides(orig, edit, changed) {
     el("tbody", {}, rows));
 }
 
-function modalitySection(mod, pair) {
+function modalitySection(mod, pair, options) {
   const name = mod.name;
   const edited = pair.modality === name;
   const o = pair.original_values[name];
@@ -155,7 +157,10 @@ function modalitySection(mod, pair) {
     edited ? el("span", { class: "tag tag-edited" }, "edited") : el("span", { class: "tag" }, "unchanged"));
   const section = el("section", { class: `pair-mod modality-${mod.kind}${edited ? " edited" : ""}`, "aria-label": modalityLabel(mod), dataset: { modality: name } }, head);
   if (mod.kind === "image") {
-    section.append(imageSides(mod, o, e, edited, evidence.filter((x) => x.type === "box")));
+    const sides = imageSides(mod, o, e, edited, evidence.filter((x) => x.type === "box"));
+    section.append(sides);
+    const panel = attentionPanel({ campaign: options.campaign, pair, models: options.models || [], sides: () => sides.stages || null, host: sides });
+    if (panel) section.append(panel);
   } else if (mod.kind === "text") {
     const spans = evidence.filter((x) => x.type === "span");
     const orig = el("div", { class: "side side-original" }, markedText(String(o ?? ""), spans));
@@ -314,7 +319,7 @@ export function renderPair(pair, options) {
     el("div", {}, el("span", { class: "side-title" }, "Original"), " ", el("span", { class: "muted small" }, `gold label: ${pair.gold_label ? humanName(pair.gold_label) : "–"} · ${pair.author} said: ${humanName(pair.original_label)}`)),
     el("div", {}, el("span", { class: "side-title" }, "Edit"), " ", el("span", { class: "muted small" }, `target: ${humanName(pair.target_label)}`)));
   return el("div", { class: "pair", dataset: { edit: String(pair.id), status: pair.status, modality: pair.modality } },
-    el("div", { class: "card pair-inputs" }, sidesHead, mods.map((m) => modalitySection(m, pair))),
+    el("div", { class: "card pair-inputs" }, sidesHead, mods.map((m) => modalitySection(m, pair, options))),
     el("section", { class: "card", "aria-labelledby": "pair-models-h" }, el("h2", { id: "pair-models-h" }, "Models"), modelsTable(pair, options)),
     el("div", { class: "pair-columns" },
       el("section", { class: "card", "aria-labelledby": "pair-answer-h" }, el("h2", { id: "pair-answer-h" }, `${pair.author}’s answer`), answerBlock(pair, options)),

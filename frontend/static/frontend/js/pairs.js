@@ -12,6 +12,7 @@ const PAGE_SIZE = 50; // the API's page size
 const cfg = pageConfig();
 const campaignId = cfg.campaign;
 const options = JSON.parse(cfg.options || "{}");
+options.campaign = campaignId; // the pair view's attention overlay asks the API with it
 const app = document.getElementById("app");
 const live = document.getElementById("pairs-live");
 const base = `/manage/campaigns/${campaignId}/pairs/`;
