@@ -112,7 +112,7 @@ def _aggregate_session() -> Iterator[None]:
 
 def _annotator_rows(campaign: Campaign) -> list[tuple[Any, ...]]:
     """Per annotator: (id, done, median ms, gold answered, gold judged, gold right, first,
-    last). Gold is judged where the pool marks the example gold and it has an answer."""
+    last, last annotation id). Gold is judged where the pool marks the example gold and it has an answer."""
     a = Annotation._meta.db_table
     # The gold items and their answers by THE rule (selectors.gold_answer), as SQL.
     gold_sql, gold_params = (
@@ -143,7 +143,7 @@ def _annotator_rows(campaign: Campaign) -> list[tuple[Any, ...]]:
             SUM(CASE WHEN a.is_gold THEN 1 ELSE 0 END),
             COUNT(g.example_id),
             SUM(CASE WHEN a.label = g.answer THEN 1 ELSE 0 END),
-            MIN(a.created_at), MAX(a.created_at)
+            MIN(a.created_at), MAX(a.created_at), MAX(a.id)
         FROM {a} a
         LEFT JOIN ({gold_sql}) g ON a.is_gold AND g.example_id = a.example_id
         {median_join}
@@ -265,7 +265,7 @@ def _edit_rows(
     campaign: Campaign, models: list[tuple[int, str, str, bool]]
 ) -> list[tuple[Any, ...]]:
     """One statement, three kinds of rows over the campaign's edits:
-    ("a", author, modality, status, -, edits, model-fooling edits, scores pending),
+    ("a", author, modality, status, -, edits, model-fooling edits, scores pending, last id),
     ("h", -, modality, -, bin, edits, -, -) and ("m", -, -, -, model index, scored, flipped,
     verified and scored, fooled). Its per-edit flags are the ORM conditions of
     selectors_results (edit_scored, edit_flipped, edit_verified_scored, edit_fooled,
@@ -297,7 +297,7 @@ def _edit_rows(
     cte, cte_params = (
         CounterfactualEdit.objects.filter(campaign=campaign)
         .annotate(**flags)
-        .values("author_id", "modality", "status", *flags)
+        .values("id", "author_id", "modality", "status", *flags)
         .order_by()
         .query.sql_with_params()
     )
@@ -307,7 +307,7 @@ def _edit_rows(
     int_null, text_null = "CAST(NULL AS INTEGER)", "CAST(NULL AS VARCHAR(100))"
     parts = [
         f"""SELECT 'a', author_id, modality, status, {int_null}, COUNT(*),
-            SUM(CASE WHEN {any_fooled} > 0 THEN 1 ELSE 0 END), SUM(pending), 0
+            SUM(CASE WHEN {any_fooled} > 0 THEN 1 ELSE 0 END), SUM(pending), MAX(id)
             FROM e GROUP BY author_id, modality, status""",
         f"""SELECT 'h', {int_null}, modality, {text_null}, bin, COUNT(*), 0, 0, 0
             FROM (SELECT modality, CASE {bins} ELSE {MINIMALITY_BINS - 1} END AS bin
@@ -359,9 +359,11 @@ def _campaign_dashboard(campaign: Campaign) -> dict[str, Any]:
     hist: dict[str, list[int]] = defaultdict(lambda: [0] * MINIMALITY_BINS)
     model_stats: dict[int, tuple[int, int, int, int]] = {}
     pending = n_edits = 0
+    last_edit: int | None = None
     for kind, author, modality, status, index, n, v1, v2, v3 in _edit_rows(campaign, models):
         n, v1, v2, v3 = int(n or 0), int(v1 or 0), int(v2 or 0), int(v3 or 0)
         if kind == "a":
+            last_edit = max(v3, last_edit or 0)
             n_edits += n
             pending += v2
             mine = by_author[author]
@@ -389,8 +391,8 @@ def _campaign_dashboard(campaign: Campaign) -> dict[str, Any]:
     )
     annotators = []
     for uid in sorted(people, key=lambda u: names.get(u, "")):
-        _, done, median_ms, gold_answered, judged, right, _, _ = per.get(
-            uid, (uid, 0, None, 0, 0, 0, None, None)
+        _, done, median_ms, gold_answered, judged, right, _, _, _ = per.get(
+            uid, (uid, 0, None, 0, 0, 0, None, None, None)
         )
         agreeing, counted = agree.get(uid, (0, 0))
         e = by_author.get(uid, Counter())
@@ -472,6 +474,11 @@ def _campaign_dashboard(campaign: Campaign) -> dict[str, Any]:
         "minimality": minimality,
         "flips": flip_rows,
         "models": model_rows,
+        # The last annotation and edit the statements above read (None: none yet).
+        "covers": {
+            "annotation_id": max((int(r[8]) for r in per.values()), default=None),
+            "edit_id": last_edit,
+        },
     }
 
 
