@@ -243,6 +243,34 @@ class CampaignRound(models.Model):
         return f"round {self.number} of {self.campaign_id}"
 
 
+class DashboardSnapshot(models.Model):
+    """A campaign's dashboard figures as last computed (annotation/services/dashboard.py),
+    one per campaign: requests serve it at once and ask for a refresh when it is older than
+    DASHBOARD_CACHE_SECONDS. `requested_at` is set by the request that enqueued a refresh
+    (so concurrent requests enqueue one), `claimed_at` / `claim_token` by the worker
+    computing it (a conditional update: two workers never compute the same campaign at
+    once; a claim older than DASHBOARD_REFRESH_EXPIRY_SECONDS is a dead worker's and is taken
+    over, and the dead worker's late write matches no row)."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="+")
+    figures = models.JSONField(null=True, blank=True)
+    computed_at = models.DateTimeField(null=True, blank=True)
+    # The last annotation and edit ids the figures' statements read (None: there were none).
+    last_annotation_id = models.BigIntegerField(null=True, blank=True)
+    last_edit_id = models.BigIntegerField(null=True, blank=True)
+    requested_at = models.DateTimeField(null=True, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    claim_token = models.CharField(max_length=32, blank=True, default="")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["campaign"], name="dashboard_snapshot_one_per_campaign")
+        ]
+
+    def __str__(self) -> str:
+        return f"dashboard of {self.campaign_id} at {self.computed_at}"
+
+
 class CampaignExample(models.Model):
     """An example in a campaign's pool, with counters the assignment engine keeps (with F())."""
 

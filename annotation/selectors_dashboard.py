@@ -19,16 +19,19 @@ from __future__ import annotations
 import csv
 import io
 import math
+import operator
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from functools import reduce
 from typing import Any
 
 import numpy as np
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
-from django.db.models import Count, Q
+from django.db.models import Case, Count, FloatField, IntegerField, Q, Value, When
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Trunc
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -43,6 +46,13 @@ from annotation.models import (
     Membership,
 )
 from annotation.selectors import gold_answer
+from annotation.selectors_results import (
+    edit_flipped,
+    edit_fooled,
+    edit_score_pending,
+    edit_scored,
+    edit_verified_scored,
+)
 
 CHARTS = ("throughput", "annotators", "labels", "minimality", "flips", "models")
 MINIMALITY_BINS = 20
@@ -102,7 +112,7 @@ def _aggregate_session() -> Iterator[None]:
 
 def _annotator_rows(campaign: Campaign) -> list[tuple[Any, ...]]:
     """Per annotator: (id, done, median ms, gold answered, gold judged, gold right, first,
-    last). Gold is judged where the pool marks the example gold and it has an answer."""
+    last, last annotation id). Gold is judged where the pool marks the example gold and it has an answer."""
     a = Annotation._meta.db_table
     # The gold items and their answers by THE rule (selectors.gold_answer), as SQL.
     gold_sql, gold_params = (
@@ -133,7 +143,7 @@ def _annotator_rows(campaign: Campaign) -> list[tuple[Any, ...]]:
             SUM(CASE WHEN a.is_gold THEN 1 ELSE 0 END),
             COUNT(g.example_id),
             SUM(CASE WHEN a.label = g.answer THEN 1 ELSE 0 END),
-            MIN(a.created_at), MAX(a.created_at)
+            MIN(a.created_at), MAX(a.created_at), MAX(a.id)
         FROM {a} a
         LEFT JOIN ({gold_sql}) g ON a.is_gold AND g.example_id = a.example_id
         {median_join}
@@ -247,19 +257,22 @@ def _throughput(
     return unit, throughput_buckets({r["t"]: r["n"] for r in rows}, step)
 
 
+def _flag(condition: Q) -> Case:
+    return Case(When(condition, then=Value(1)), default=Value(0), output_field=IntegerField())
+
+
 def _edit_rows(
     campaign: Campaign, models: list[tuple[int, str, str, bool]]
 ) -> list[tuple[Any, ...]]:
     """One statement, three kinds of rows over the campaign's edits:
-    ("a", author, modality, status, -, edits, model-fooling edits, scores pending),
+    ("a", author, modality, status, -, edits, model-fooling edits, scores pending, last id),
     ("h", -, modality, -, bin, edits, -, -) and ("m", -, -, -, model index, scored, flipped,
-    verified and scored, fooled)."""
-    e = CounterfactualEdit._meta.db_table
-    params: list[Any] = []
-    pg = _postgres()
+    verified and scored, fooled). Its per-edit flags are the ORM conditions of
+    selectors_results (edit_scored, edit_flipped, edit_verified_scored, edit_fooled,
+    edit_score_pending: the rules are written there once), compiled into the statement's CTE."""
 
     def figure(key: str) -> tuple[str, str]:  # (is a number, its value)
-        if pg:
+        if _postgres():
             return (
                 f"jsonb_typeof(minimality -> '{key}') = 'number'",
                 f"(minimality ->> '{key}')::float8",
@@ -270,40 +283,31 @@ def _edit_rows(
         )
 
     size = "CASE " + " ".join(f"WHEN {t} THEN {v}" for t, v in map(figure, SIZE_FIGURES)) + " END"
-    cols: list[str] = []
-    fooled: list[str] = []
-    pending: list[str] = []
+    flags: dict[str, Any] = {}
+    pending: list[Q] = []
     for k, (pk, _, _, is_active) in enumerate(models):
-        key = str(int(pk))
-        if pg:
-            before = f"(scores #>> '{{{key},original,predicted_label}}')"
-            after = f"(scores #>> '{{{key},edit,predicted_label}}')"
-            error = f"jsonb_exists(scores -> '{key}', 'error')"
-            missing = f"NOT jsonb_exists(scores, '{key}')"
-        else:
-            before = f"json_extract(scores, '$.\"{key}\".original.predicted_label')"
-            after = f"json_extract(scores, '$.\"{key}\".edit.predicted_label')"
-            error = f"json_type(scores, '$.\"{key}\".error') IS NOT NULL"
-            missing = f"json_type(scores, '$.\"{key}\"') IS NULL"
-        scored = f"(NOT ({error}) AND {before} IS NOT NULL AND {after} IS NOT NULL)"
-        cols += [
-            f"CASE WHEN {scored} THEN 1 ELSE 0 END AS s{k}",
-            f"CASE WHEN {scored} AND {before} <> {after} THEN 1 ELSE 0 END AS f{k}",
-            f"CASE WHEN {scored} AND status = 'verified' AND {after} <> target_label "
-            f"THEN 1 ELSE 0 END AS x{k}",
-        ]
-        fooled.append(f"x{k}")
+        flags[f"s{k}"] = _flag(edit_scored(pk))
+        flags[f"f{k}"] = _flag(edit_flipped(pk))
+        flags[f"v{k}"] = _flag(edit_verified_scored(pk))
+        flags[f"x{k}"] = _flag(edit_fooled(pk))
         if is_active:
-            pending.append(missing)
-    cols.append(f"CASE WHEN {' OR '.join(pending) or '1 = 0'} THEN 1 ELSE 0 END AS pending")
-    cols.append(f"{size} AS size")
+            pending.append(edit_score_pending(pk))
+    flags["pending"] = _flag(reduce(operator.or_, pending)) if pending else Value(0)
+    flags["size"] = RawSQL(size, [], output_field=FloatField())
+    cte, cte_params = (
+        CounterfactualEdit.objects.filter(campaign=campaign)
+        .annotate(**flags)
+        .values("id", "author_id", "modality", "status", *flags)
+        .order_by()
+        .query.sql_with_params()
+    )
     bins = " ".join(f"WHEN size < %s THEN {i}" for i in range(MINIMALITY_BINS - 1))
-    params += [float(x) for x in EDGES[1:-1]]
-    any_fooled = " + ".join(fooled) or "0"
+    params: list[Any] = [float(x) for x in EDGES[1:-1]]
+    any_fooled = " + ".join(f"x{k}" for k in range(len(models))) or "0"
     int_null, text_null = "CAST(NULL AS INTEGER)", "CAST(NULL AS VARCHAR(100))"
     parts = [
         f"""SELECT 'a', author_id, modality, status, {int_null}, COUNT(*),
-            SUM(CASE WHEN {any_fooled} > 0 THEN 1 ELSE 0 END), SUM(pending), 0
+            SUM(CASE WHEN {any_fooled} > 0 THEN 1 ELSE 0 END), SUM(pending), MAX(id)
             FROM e GROUP BY author_id, modality, status""",
         f"""SELECT 'h', {int_null}, modality, {text_null}, bin, COUNT(*), 0, 0, 0
             FROM (SELECT modality, CASE {bins} ELSE {MINIMALITY_BINS - 1} END AS bin
@@ -311,17 +315,12 @@ def _edit_rows(
             GROUP BY modality, bin""",
     ] + [
         f"""SELECT 'm', {int_null}, {text_null}, {text_null}, {k}, COALESCE(SUM(s{k}), 0),
-            COALESCE(SUM(f{k}), 0),
-            COALESCE(SUM(CASE WHEN status = 'verified' THEN s{k} ELSE 0 END), 0),
-            COALESCE(SUM(x{k}), 0) FROM e"""
+            COALESCE(SUM(f{k}), 0), COALESCE(SUM(v{k}), 0), COALESCE(SUM(x{k}), 0) FROM e"""
         for k in range(len(models))
     ]
-    sql = (
-        f"WITH e AS (SELECT author_id, modality, status, {', '.join(cols)} FROM {e} "
-        f"WHERE campaign_id = %s) " + " UNION ALL ".join(parts)
-    )
+    sql = f"WITH e AS ({cte}) " + " UNION ALL ".join(parts)
     with connection.cursor() as cur:
-        cur.execute(sql, [campaign.pk, *params])
+        cur.execute(sql, [*cte_params, *params])
         return cur.fetchall()
 
 
@@ -360,9 +359,11 @@ def _campaign_dashboard(campaign: Campaign) -> dict[str, Any]:
     hist: dict[str, list[int]] = defaultdict(lambda: [0] * MINIMALITY_BINS)
     model_stats: dict[int, tuple[int, int, int, int]] = {}
     pending = n_edits = 0
+    last_edit: int | None = None
     for kind, author, modality, status, index, n, v1, v2, v3 in _edit_rows(campaign, models):
         n, v1, v2, v3 = int(n or 0), int(v1 or 0), int(v2 or 0), int(v3 or 0)
         if kind == "a":
+            last_edit = max(v3, last_edit or 0)
             n_edits += n
             pending += v2
             mine = by_author[author]
@@ -390,8 +391,8 @@ def _campaign_dashboard(campaign: Campaign) -> dict[str, Any]:
     )
     annotators = []
     for uid in sorted(people, key=lambda u: names.get(u, "")):
-        _, done, median_ms, gold_answered, judged, right, _, _ = per.get(
-            uid, (uid, 0, None, 0, 0, 0, None, None)
+        _, done, median_ms, gold_answered, judged, right, _, _, _ = per.get(
+            uid, (uid, 0, None, 0, 0, 0, None, None, None)
         )
         agreeing, counted = agree.get(uid, (0, 0))
         e = by_author.get(uid, Counter())
@@ -473,6 +474,11 @@ def _campaign_dashboard(campaign: Campaign) -> dict[str, Any]:
         "minimality": minimality,
         "flips": flip_rows,
         "models": model_rows,
+        # The last annotation and edit the statements above read (None: none yet).
+        "covers": {
+            "annotation_id": max((int(r[8]) for r in per.values()), default=None),
+            "edit_id": last_edit,
+        },
     }
 
 

@@ -6,7 +6,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import CharField, Count, F, Func, Max, Min, Prefetch, Q, QuerySet
+from django.db.models import (
+    BooleanField,
+    CharField,
+    Count,
+    F,
+    Func,
+    Max,
+    Min,
+    Prefetch,
+    Q,
+    QuerySet,
+)
+from django.db.models.lookups import Exact, IsNull
 
 from annotation.models import (
     Annotation,
@@ -86,30 +98,98 @@ class EditPrediction(Func):
         )
 
 
-# "Model fooled" (docs/managing.md "Pair viewer"): a verified edit (the validators confirmed
-# its target label) that the model, on the edited input, labels otherwise. edits_fooling is
-# the SQL the filter runs, edit_models_fooled the same rule on a loaded row
-# (tests/annotation/test_pairs_api.py checks that they agree).
+class EditScoreHas(Func):
+    """Whether one model's entry in CounterfactualEdit.scores exists (``key=None``) or holds
+    ``key`` (e.g. "error"), in SQL (per backend, as EditPrediction)."""
+
+    output_field = BooleanField()
+
+    def __init__(self, model_id: int, key: str | None = None) -> None:
+        self.model_key = str(int(model_id))
+        self.key = key
+        super().__init__(F("scores"))
+
+    def as_sql(self, compiler: Any, connection: Any, **extra: Any) -> Any:  # type: ignore[override]
+        raise NotImplementedError(f"EditScoreHas has no SQL for {connection.vendor}")
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        sql, params = compiler.compile(self.source_expressions[0])
+        path = f'$."{self.model_key}"' + (f".{self.key}" if self.key else "")
+        return f"(JSON_TYPE({sql}, %s) IS NOT NULL)", (*params, path)
+
+    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        sql, params = compiler.compile(self.source_expressions[0])
+        if self.key is None:
+            return f"(({sql} -> %s::text) IS NOT NULL)", (*params, self.model_key)
+        return f"(({sql} -> %s::text -> %s::text) IS NOT NULL)", (*params, self.model_key, self.key)
+
+
+# The model-score rules of an edit, each written once (as SQL conditions: every read that
+# counts or filters edits uses these; ``edit_models_fooled`` and ``entry_scored`` are the
+# same rules on a loaded row, and tests/annotation/test_fooled_rule.py checks they agree):
+# - scored by a model: its entry holds no error and a prediction on both sides;
+# - flipped: scored, and the prediction on the edit differs from the one on the original;
+# - fooled (docs/managing.md "Pair viewer"): a verified edit (the validators confirmed its
+#   target label), scored, that the model labels otherwise on the edited input;
+# - pending: the model (an active one of the campaign) has no entry for the edit yet.
+def edit_scored(model_id: int) -> Q:
+    return (
+        ~Q(EditScoreHas(model_id, "error"))
+        & Q(IsNull(EditPrediction(model_id, "original"), False))
+        & Q(IsNull(EditPrediction(model_id, "edit"), False))
+    )
+
+
+def edit_flipped(model_id: int) -> Q:
+    return edit_scored(model_id) & ~Q(
+        Exact(EditPrediction(model_id, "edit"), EditPrediction(model_id, "original"))
+    )
+
+
+def edit_verified_scored(model_id: int) -> Q:
+    return Q(status=CounterfactualEdit.Status.VERIFIED) & edit_scored(model_id)
+
+
+def edit_fooled(model_id: int) -> Q:
+    return edit_verified_scored(model_id) & ~Q(
+        Exact(EditPrediction(model_id, "edit"), F("target_label"))
+    )
+
+
+def edit_score_pending(model_id: int) -> Q:
+    return ~Q(EditScoreHas(model_id))
+
+
 def edits_fooling(
     qs: QuerySet[CounterfactualEdit], *, model_id: int
 ) -> QuerySet[CounterfactualEdit]:
+    return qs.filter(edit_fooled(model_id))
+
+
+def entry_prediction(entry: Any, side: str) -> Any:
+    part = entry.get(side) if isinstance(entry, dict) else None
+    return part.get("predicted_label") if isinstance(part, dict) else None
+
+
+def entry_scored(entry: Any) -> bool:
+    """``edit_scored`` on one loaded scores entry."""
     return (
-        qs.alias(_fooled_pred=EditPrediction(model_id, "edit"))
-        .filter(status=CounterfactualEdit.Status.VERIFIED, _fooled_pred__isnull=False)
-        .exclude(_fooled_pred=F("target_label"))
+        isinstance(entry, dict)
+        and "error" not in entry
+        and entry_prediction(entry, "original") is not None
+        and entry_prediction(entry, "edit") is not None
     )
 
 
 def edit_models_fooled(edit: CounterfactualEdit) -> list[int]:
+    """``edit_fooled`` on a loaded edit: the ids of the models it fools."""
     if edit.status != CounterfactualEdit.Status.VERIFIED:
         return []
-    fooled = []
-    for key, entry in (edit.scores or {}).items():
-        side = entry.get("edit") if isinstance(entry, dict) else None
-        predicted = side.get("predicted_label") if isinstance(side, dict) else None
-        if predicted is not None and predicted != edit.target_label:
-            fooled.append(int(key))
-    return sorted(fooled)
+    return sorted(
+        int(key)
+        for key, entry in (edit.scores or {}).items()
+        if entry_scored(entry) and entry_prediction(entry, "edit") != edit.target_label
+    )
 
 
 def _filtered_edits(

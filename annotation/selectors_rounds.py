@@ -2,9 +2,10 @@
 verified model error rate (vMER) with a seeded bootstrap interval.
 
 vMER of a round = verified edits of the round that fool the round's target / verified edits
-of the round the target has scored. "Fools" is the pair viewer's rule, selectors_results.
-edits_fooling (the target's prediction on the edit differs from the verified label); an
-edit the target has not scored yet is left out of both counts and reported as pending.
+of the round the target has scored. "Fools" and "scored" are the pair viewer's rules,
+selectors_results.edit_fooled / edit_verified_scored (the target's prediction on the edit
+differs from the verified label); an edit the target has not scored yet (or could not) is
+left out of both counts and reported as pending.
 Queries: one for the rounds, one per round (rounds are few; the pin is exact in tests)."""
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 from django.db.models import Count, Q
 
 from annotation.models import Campaign, CampaignRound, CounterfactualEdit
-from annotation.selectors_results import EditPrediction, edits_fooling
+from annotation.selectors_results import edit_fooled, edit_verified_scored
 from models_bridge.analysis.counterfactual import bootstrap_ratio
 
 VMER_RESAMPLES = 1000
@@ -53,12 +54,11 @@ def campaign_rounds(*, campaign: Campaign) -> list[dict[str, Any]]:
     )
     for r in rounds:
         edits = CounterfactualEdit.objects.filter(round=r)
-        fooling = edits_fooling(edits, model_id=r.target_id).values("id")
-        c = edits.alias(_target_pred=EditPrediction(r.target_id, "edit")).aggregate(
+        c = edits.aggregate(
             edits=Count("id"),
             verified=Count("id", filter=verified),
-            scored=Count("id", filter=verified & Q(_target_pred__isnull=False)),
-            fooling=Count("id", filter=Q(id__in=fooling)),
+            scored=Count("id", filter=edit_verified_scored(r.target_id)),
+            fooling=Count("id", filter=edit_fooled(r.target_id)),
         )
         scored, fooled = c["scored"], c["fooling"]
         out.append(

@@ -174,3 +174,20 @@ def perturbation_build_run(self: Any, job_id: int) -> None:
         hard_limit_s=IMPORT_HARD_LIMIT_S,
         on_failure="the items built so far are kept; run it again to finish",
     )
+
+
+@shared_task(
+    name="annotation.tasks.dashboard_refresh",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    soft_time_limit=600,
+    time_limit=660,
+    ignore_result=True,
+)
+def dashboard_refresh_task(campaign_id: int) -> bool:
+    """Recompute campaign `campaign_id`'s dashboard snapshot (annotation/services/dashboard.py):
+    a delivery finding another worker's live claim does nothing, one finding an expired claim
+    (a dead worker) takes it over; a second run stores figures once more (idempotent)."""
+    from annotation.services.dashboard import dashboard_refresh
+
+    return dashboard_refresh(campaign_id=campaign_id)

@@ -4,9 +4,11 @@ annotators and 100,000 counterfactual edits (scored by 3 models, a third validat
 
 Rows are written with COPY (a few seconds per million), then requests go through the whole
 Django stack in this process (test client, a manager's session). Prints the generation time,
-then p50/p95 of --cold requests that read the figures afresh (DASHBOARD_CACHE_SECONDS=0) and
-of --warm requests served from the per-process cache (the default: pages poll every 5 s),
-and the response size. Goal: under 300 ms per request.
+then the compute time of fresh figures (--cold runs of the refresh task's work,
+annotation.services.dashboard.dashboard_refresh: every aggregate plus storing the snapshot),
+p50/p95 of --warm requests served from the stored snapshot (DASHBOARD_CACHE_SECONDS=10, what a
+polling page gets) and of --warm requests past the TTL (served from the snapshot, flagged
+stale, one refresh enqueued), and the response size. Goal: under 300 ms per request.
 
 Creates a fresh database (dropped at the end, also on failure, unless --keep or --reuse). Bounded: fixed sizes, a fixed
 number of requests.
@@ -134,8 +136,8 @@ def seed(n_annotations: int, n_edits: int, redundancy: int, n_annotators: int) -
     gold = set(example_ids[::50])
     copy_rows(
         CampaignExample,
-        ["campaign_id", "example_id", "is_gold", "rank", "completed", "in_flight"],
-        ((campaign.pk, e, e in gold, i, redundancy, 0) for i, e in enumerate(example_ids)),
+        ["campaign_id", "example_id", "is_gold", "gold_answer", "rank", "completed", "in_flight"],
+        ((campaign.pk, e, e in gold, "", i, redundancy, 0) for i, e in enumerate(example_ids)),
     )
     User = get_user_model()
     users = User.objects.bulk_create(
@@ -365,6 +367,9 @@ def main() -> int:
 
             campaign = Campaign.objects.get(name="bench-dashboard")
             manager = get_user_model().objects.get(username="dash-manager")
+            from django.core.management import call_command
+
+            call_command("migrate", verbosity=0)
             print(f"reusing {name}: {campaign.annotations.count():,} annotations")
         else:
             campaign, manager = seed(args.annotations, args.edits, 5, 50)
@@ -388,22 +393,40 @@ def main() -> int:
                 size = len(r.content)
             return times, size
 
+        from annotation.models import DashboardSnapshot
+        from annotation.services.dashboard import dashboard_refresh
+
+        DashboardSnapshot.objects.get_or_create(campaign=campaign)
+        cold = []
+        for _ in range(args.cold):
+            t = time.perf_counter()
+            assert dashboard_refresh(campaign_id=campaign.pk)
+            cold.append((time.perf_counter() - t) * 1000)
+        with override_settings(DASHBOARD_CACHE_SECONDS=3600):
+            warm, size = timed(args.warm)
+            body = client.get(url).json()
+            assert body["snapshot"]["state"] == "ready" and not body["snapshot"]["stale"]
         with override_settings(DASHBOARD_CACHE_SECONDS=0):
-            cold, size = timed(args.cold)
-        with override_settings(DASHBOARD_CACHE_SECONDS=10):
-            timed(1)  # fills the cache
-            warm, _ = timed(args.warm)
-        print(f"response {size / 1024:.0f} KiB")
+            # A big campaign: served at once from the snapshot, one refresh enqueued (the
+            # message goes to the broker; no worker runs here, so it stays requested).
+            body = client.get(url).json()
+            assert body["snapshot"]["stale"] and body["snapshot"]["refreshing"]
+            stale, _ = timed(args.warm)
+        figures = body["progress"]["annotations"]
+        print(f"response {size / 1024:.0f} KiB ({figures:,} annotations in the figures)")
         print(
-            f"fresh read (no cache): p50 {pct(cold, 50):7.0f} ms   p95 {pct(cold, 95):7.0f} ms   ({args.cold} requests)"
+            f"compute (fresh figures + store):   p50 {pct(cold, 50):7.0f} ms   p95 {pct(cold, 95):7.0f} ms   ({args.cold} runs)"
         )
         print(
-            f"cached (10 s TTL):     p50 {pct(warm, 50):7.1f} ms   p95 {pct(warm, 95):7.1f} ms   ({args.warm} requests)"
+            f"request, snapshot fresh:           p50 {pct(warm, 50):7.1f} ms   p95 {pct(warm, 95):7.1f} ms   ({args.warm} requests)"
         )
         print(
-            "goal (< 300 ms per request):",
-            f"cached {'met' if pct(warm, 95) < 300 else 'MISSED'},",
-            f"fresh {'met' if pct(cold, 95) < 300 else 'MISSED'} (p95)",
+            f"request, snapshot stale (enqueue): p50 {pct(stale, 50):7.1f} ms   p95 {pct(stale, 95):7.1f} ms   ({args.warm} requests)"
+        )
+        print(
+            f"ratio compute / fresh request p50: {pct(cold, 50) / pct(warm, 50):.0f}x; "
+            f"goal (< 300 ms per request, p95): "
+            f"{'met' if max(pct(warm, 95), pct(stale, 95)) < 300 else 'MISSED'}"
         )
     finally:
         from django.db import connections

@@ -265,9 +265,14 @@ CELERY_TASK_DEFAULT_QUEUE = "celery"
 # A running job refreshes its heartbeat every third of this; a job whose heartbeat is older is
 # taken over by the next delivery of its task (its worker died).
 JOB_LEASE_SECONDS = env_int("JOB_LEASE_SECONDS", 120, minimum=3)
-# A web process reuses a campaign's dashboard figures for this long (0: every request reads
-# afresh); pages poll every few seconds, and a big campaign's figures take seconds to read.
+# Dashboard freshness (docs/dashboard.md "Freshness"): a campaign's stored figures older than
+# DASHBOARD_CACHE_SECONDS are refreshed (0: on every request); a campaign with at most
+# DASHBOARD_INLINE_MAX_ANNOTATIONS annotations is recomputed within the request (its figures
+# take well under 300 ms), a bigger one by a Celery task while the request serves the stored
+# figures; a refresh claim or request older than DASHBOARD_REFRESH_EXPIRY_SECONDS is dead.
 DASHBOARD_CACHE_SECONDS = env_float("DASHBOARD_CACHE_SECONDS", 10.0)
+DASHBOARD_INLINE_MAX_ANNOTATIONS = env_int("DASHBOARD_INLINE_MAX_ANNOTATIONS", 20_000, minimum=0)
+DASHBOARD_REFRESH_EXPIRY_SECONDS = env_int("DASHBOARD_REFRESH_EXPIRY_SECONDS", 300, minimum=10)
 
 # --- model bridge ---------------------------------------------------------------------
 MODELS_DIR = Path(env_str("COUNTERPOINT_MODELS_DIR", str(BASE_DIR / "fixtures" / "models")))

@@ -10,6 +10,7 @@ from django.shortcuts import render
 from django.views.decorators.csrf import ensure_csrf_cookie
 
 from annotation.selectors_rounds import round_target_choices
+from annotation.services.dashboard import dashboard_inline_limit
 from frontend.views import manage_context
 
 # (chart id in the dashboard API, title, what it shows, what an empty chart says); the ids
@@ -49,5 +50,6 @@ def dashboard(request: HttpRequest, campaign_id: int) -> HttpResponse:
     context = manage_context(request, campaign_id, tab="dashboard")
     context["charts"] = CHARTS
     context["cache_seconds"] = int(settings.DASHBOARD_CACHE_SECONDS)
+    context["inline_max"] = dashboard_inline_limit()
     context["round_targets"] = round_target_choices(campaign=context["campaign"])
     return render(request, "frontend/manage/dashboard.html", context)

@@ -1,12 +1,11 @@
-"""The campaign dashboard's data for its managers: all figures in one JSON answer, and each
-chart's records as CSV. Annotators get 403, outsiders 404 (annotation.access)."""
+"""The campaign dashboard's data for its managers: all figures in one JSON answer (the stored
+snapshot, annotation/services/dashboard.py), and each chart's records as CSV. Annotators get
+403, outsiders 404 (annotation.access)."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
-from django.conf import settings
 from django.http import HttpResponse
 from django.urls import path
 from drf_spectacular.types import OpenApiTypes
@@ -16,38 +15,25 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotation.access import campaign_for_user
-from annotation.models import Campaign, Membership
-from annotation.selectors_dashboard import CHARTS, campaign_dashboard, dashboard_csv
-from annotation.selectors_rounds import campaign_rounds
-from counterpoint.errors import NotFound
+from annotation.models import Membership
+from annotation.selectors_dashboard import CHARTS, dashboard_csv
+from annotation.services.dashboard import dashboard_read
+from counterpoint.errors import NotFound, Unavailable
 
 MANAGER = [Membership.Role.MANAGER]
-# Per process: figures are the same for every manager, and staleness is bounded by the TTL.
-_cache: dict[int, tuple[float, dict[str, Any]]] = {}
-
-
-def dashboard_data(*, campaign: Campaign) -> dict[str, Any]:
-    ttl = float(getattr(settings, "DASHBOARD_CACHE_SECONDS", 0.0))
-    now = time.monotonic()
-    hit = _cache.get(campaign.pk)
-    if ttl > 0 and hit is not None and now - hit[0] < ttl:
-        return hit[1]
-    # Rounds are read by their own selector (selectors_rounds), beside the dashboard's figures.
-    data = {**campaign_dashboard(campaign=campaign), "rounds": campaign_rounds(campaign=campaign)}
-    if ttl > 0:
-        # Aged from when the read finished: a read slower than the TTL must still be reused.
-        _cache[campaign.pk] = (time.monotonic(), data)
-    return data
 
 
 class CampaignDashboardView(APIView):
     @extend_schema(
         responses={200: OpenApiTypes.OBJECT},
-        summary="Dashboard figures: progress, throughput, annotators, labels, minimality, flips, models",
+        summary=(
+            "Dashboard figures: progress, throughput, annotators, labels, minimality, flips, "
+            "models, as of snapshot.computed_at (docs/dashboard.md Freshness)"
+        ),
     )
     def get(self, request: Request, campaign_id: int) -> Response:
         campaign = campaign_for_user(user=request.user, campaign_id=campaign_id, roles=MANAGER)
-        return Response(dashboard_data(campaign=campaign))
+        return Response(dashboard_read(campaign=campaign))
 
 
 class CampaignDashboardCsvView(APIView):
@@ -66,7 +52,13 @@ class CampaignDashboardCsvView(APIView):
             raise NotFound(
                 f"no dashboard chart {chart!r}; one of {', '.join(CHARTS)}", code="chart_unknown"
             )
-        body = dashboard_csv(dashboard_data(campaign=campaign), chart)
+        data = dashboard_read(campaign=campaign)
+        if data["snapshot"]["state"] == "computing":
+            raise Unavailable(
+                "this campaign's dashboard figures are being computed; try again shortly",
+                code="dashboard_computing",
+            )
+        body = dashboard_csv(data, chart)
         response = HttpResponse(body, content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = (
             f'attachment; filename="campaign-{campaign.pk}-{chart}.csv"'

@@ -149,15 +149,22 @@ def test_dashboard_query_count_is_fixed(exact_queries, n_annotators, n_models):
     for user in annotators:
         _annotate(campaign, user, "no", "yes")
     client = client_for(manager)
-    # Access (1 membership, the campaign and its dataset) + pool, leases, models, per
-    # annotator, per profile, throughput, edits (one statement), members, names + the rounds
-    # (selectors_rounds: one query, none open here); PostgreSQL also sets the statements'
-    # work_mem / jit (one statement).
-    with exact_queries(11, postgres=12):
+    # A small campaign without a snapshot, computed inline: access (1 membership, the
+    # campaign and its dataset) + the snapshot (none) + the annotation count + pool, leases,
+    # models, per annotator, per profile, throughput, edits (one statement), members, names +
+    # the snapshot's upsert (one statement) + the rounds (selectors_rounds: one query, none
+    # open here); PostgreSQL also sets the statements' work_mem / jit (one statement).
+    with exact_queries(14, postgres=15):
         r = client.get(f"/api/v1/campaigns/{campaign.pk}/dashboard/")
     assert r.status_code == 200
     assert len(r.json()["annotators"]) == n_annotators
     assert len(r.json()["models"]) == n_models
+    assert r.json()["snapshot"]["state"] == "ready" and not r.json()["snapshot"]["stale"]
+    # Its snapshot out of date (DASHBOARD_CACHE_SECONDS is 0 in tests) and small: recomputed
+    # inline, without the count (the snapshot says how big the campaign was).
+    with exact_queries(13, postgres=14):
+        r = client.get(f"/api/v1/campaigns/{campaign.pk}/dashboard/")
+    assert r.status_code == 200 and len(r.json()["models"]) == n_models
 
 
 def test_empty_campaign_has_empty_charts():
@@ -197,14 +204,16 @@ def test_dashboard_is_for_managers_only(path):
     assert r.status_code == 404
 
 
-def test_cached_figures_are_reused_for_the_ttl(django_assert_num_queries):
+def test_snapshot_is_served_for_the_ttl(exact_queries):
     campaign, manager, annotators = _world()
     client = client_for(manager)
     with override_settings(DASHBOARD_CACHE_SECONDS=60):
         first = client.get(f"/api/v1/campaigns/{campaign.pk}/dashboard/").json()
         _annotate(campaign, annotators[0], "no", "yes")
-        with django_assert_num_queries(1):  # the access check only
+        with exact_queries(3):  # the access check, the snapshot, the rounds
             again = client.get(f"/api/v1/campaigns/{campaign.pk}/dashboard/").json()
-        assert again == first
+        assert again["progress"] == first["progress"]
+        assert again["snapshot"]["computed_at"] == first["snapshot"]["computed_at"]
+        assert not again["snapshot"]["stale"] and not again["snapshot"]["refreshing"]
     fresh = client.get(f"/api/v1/campaigns/{campaign.pk}/dashboard/").json()
     assert fresh["progress"]["annotations"] == 1

@@ -126,3 +126,24 @@ def test_a_few_minutes_with_one_label(page: Any, transactional_db: Any) -> None:
     page.set_viewport_size({"width": 1280, "height": 1700})
     shot(page, "dashboard-minutes-one-label")
     assert not violations, violations
+
+
+def test_big_campaign_shows_computing_then_its_figures(
+    page: Any, transactional_db: Any, settings: Any
+) -> None:
+    """A campaign past DASHBOARD_INLINE_MAX_ANNOTATIONS with no stored figures yet: the page
+    says they are being computed, and shows them, "as of" their time, once a worker has
+    computed them (the task run here, as a worker would), without a reload."""
+    from annotation.services.dashboard import dashboard_refresh
+
+    campaign, manager = worked_campaign("big", examples=6, annotators=3, tasks_each=2)
+    settings.DASHBOARD_INLINE_MAX_ANNOTATIONS = 1
+    login(page, manager.username, next_url=f"/manage/campaigns/{campaign.pk}/dashboard/")
+    page.wait_for_selector('#dashboard[data-state="computing"]')
+    expect(page.locator("#dash-updated")).to_contain_text("Computing")
+    shot(page, "dashboard-computing")
+    assert dashboard_refresh(campaign_id=campaign.pk)
+    page.wait_for_selector("#dashboard[data-loaded]", timeout=20_000)
+    expect(page.locator("#dash-updated")).to_contain_text(re.compile(r"as of \d"))
+    assert page.locator('[data-count="annotations"]').inner_text().startswith("6 / 18")
+    assert page.evaluate("() => performance.getEntriesByType('navigation').length") == 1

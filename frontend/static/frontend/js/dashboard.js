@@ -212,18 +212,34 @@ function drawProgress(data) {
   }
 }
 
+// "as of HH:MM:SS": when the figures were computed (the server's snapshot), and whether a
+// newer computation is on its way.
+function freshness(snap) {
+  const at = snap.computed_at ? new Date(snap.computed_at).toLocaleTimeString() : new Date().toLocaleTimeString();
+  let text = `Figures as of ${at}`;
+  if (snap.stale && snap.refreshing) text += " · refreshing…";
+  return text;
+}
+
 let timer = null;
 async function refresh() {
   clearTimeout(timer);
   const status = document.getElementById("dash-updated");
   try {
     const data = await api("GET", root.dataset.api);
-    drawProgress(data);
-    drawTable(data.annotators);
+    const snap = data.snapshot || {};
+    root.dataset.state = snap.state || "ready";
     drawRounds(campaign, data.rounds, refresh);
-    for (const chart of Object.keys(SPECS)) await drawChart(chart, data[chart], chart === "throughput" ? data.throughput_unit : null);
-    status.textContent = `Updated ${new Date().toLocaleTimeString()}`;
-    root.dataset.loaded = String(Number(root.dataset.loaded || 0) + 1);
+    if (snap.state === "computing") {
+      // A big campaign's first figures: a worker computes them (docs/dashboard.md Freshness).
+      status.textContent = "Computing the figures… (a big campaign: this takes a few seconds)";
+    } else {
+      drawProgress(data);
+      drawTable(data.annotators);
+      for (const chart of Object.keys(SPECS)) await drawChart(chart, data[chart], chart === "throughput" ? data.throughput_unit : null);
+      status.textContent = freshness(snap);
+      root.dataset.loaded = String(Number(root.dataset.loaded || 0) + 1);
+    }
   } catch (err) {
     status.textContent = `Could not refresh: ${err.message}`;
   }
