@@ -150,10 +150,11 @@ def test_dashboard_query_count_is_fixed(exact_queries, n_annotators, n_models):
         _annotate(campaign, user, "no", "yes")
     client = client_for(manager)
     # Access (1 membership, the campaign and its dataset) + pool, leases, models, per
-    # annotator, per profile, throughput, edits (one statement), members, names + the rounds
+    # annotator, per profile, throughput, edits (one statement), members, names, the
+    # perturbation studies (none here: their labels are not read) + the rounds
     # (selectors_rounds: one query, none open here); PostgreSQL also sets the statements'
     # work_mem / jit (one statement).
-    with exact_queries(11, postgres=12):
+    with exact_queries(12, postgres=13):
         r = client.get(f"/api/v1/campaigns/{campaign.pk}/dashboard/")
     assert r.status_code == 200
     assert len(r.json()["annotators"]) == n_annotators
