@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from annotation.models import Job, Membership, PerturbationLabel, PerturbationStudy
+from annotation.models import Assignment, Job, Membership, PerturbationLabel, PerturbationStudy
 from annotation.services.campaigns import campaign_add_examples, campaign_create
 from annotation.tasks import perturbation_build_run
 from models_bridge.services.registry import model_register
-from models_bridge.tasks import bulk_score_task
+from models_bridge.tasks import analysis_run_task, bulk_score_task
 from tests.annotation.annotator_helpers import member
 from tests.frontend.conftest import login, shot
 from tests.models_bridge.conftest import easyvqa_dataset, package_dir
@@ -43,11 +43,19 @@ def test_noise_study_from_definition_to_curves(page: Any, transactional_db: Any)
     page.wait_for_selector("#studies-table tbody tr[data-status=building]")
     study = PerturbationStudy.objects.get(campaign=campaign)
     assert study.levels == [0.0, 0.1, 0.2, 0.4, 0.8] and study.modality == "image"
+    # The study page follows the build while it runs: no reload.
+    page.click("a.study-link")
+    page.wait_for_selector("#study[data-status=building]")
+    assert "Building the perturbed items" in page.inner_text("#study-build")
     perturbation_build_run(study.job_id)  # what the io worker does with the message
+    page.wait_for_selector("#study[data-status=ready]")
+    assert "5 · 5 · 5 · 5 · 5" in page.inner_text("#study-build")
+    page.go_back()
     page.wait_for_selector("#studies-table tbody tr[data-status=ready]")
     assert "5 · 5 · 5 · 5 · 5" in page.inner_text("#studies-table tbody tr")
     shot(page, "perturbation-studies")
 
+    space = list(dataset.label_space)
     for name in ("ann", "bob"):
         ctx = page.context.browser.new_context(
             viewport={"width": 1280, "height": 800}, base_url=page.url.split("/manage")[0]
@@ -60,7 +68,14 @@ def test_noise_study_from_definition_to_curves(page: Any, transactional_db: Any)
         for i in range(5):
             annotator.wait_for_selector(".ws.perturb .label-btn")
             annotator.wait_for_function("() => document.querySelector('.ws.perturb img')?.complete")
-            annotator.locator(".label-btn").nth(i % 3).click()
+            # A person who sees through mild noise and guesses under heavy noise: right up to
+            # noise 0.2, a wrong label above (the page never says the level; the test looks it up).
+            held = int(annotator.get_attribute(".ws.perturb", "data-assignment") or 0)
+            item = Assignment.objects.select_related("perturbed_item__example").get(pk=held)
+            right = item.perturbed_item.example.label
+            wrong = next(x for x in space if x != right)
+            answer = right if item.perturbed_item.level <= 0.2 else wrong
+            annotator.locator(".label-btn").nth(space.index(answer)).click()
             annotator.click("label[for=conf-4]")
             if name == "ann" and i == 0:
                 shot(annotator, "perturbation-task")
@@ -82,16 +97,50 @@ def test_noise_study_from_definition_to_curves(page: Any, transactional_db: Any)
 
     page.click("a.study-link")
     page.wait_for_selector("#study-chart svg")
+    assert "Human labels: 10 from 2 annotators" in page.inner_text("#study-humans")
     page.click("#study-score")
     page.wait_for_selector("#study-score-status:has-text('1 scoring job')")
     for job in Job.objects.filter(kind=Job.Kind.SCORE, campaign=campaign):
         bulk_score_task(job.pk)
-    page.reload()
+    # The page sees the job finish and redraws the curves with the model: no reload.
     page.wait_for_function(
         "() => document.querySelector('[data-chart=curves]')?.dataset.series === '2'"
     )
+    page.wait_for_selector("#study-score-status:has-text('succeeded (25 of 25 items)')")
     page.wait_for_selector("#study-chart svg")
     assert page.locator("#study-halfway tbody tr").count() == 2
     assert page.locator("#study-gap tbody tr").count() == 5
     assert "gap to" in page.inner_text("#study-gap thead")
+    # The humans' point of chance lies between the last rung they saw through and the first
+    # they did not (fit and observed), and is drawn as a rule; the model's row says its own.
+    humans = page.locator("#study-halfway tbody tr[data-who=humans] td")
+    assert 0.2 <= float(humans.nth(3).inner_text()) <= 0.4, humans.all_inner_texts()
+    assert 0.2 <= float(humans.nth(4).inner_text()) <= 0.4, humans.all_inner_texts()
+    assert humans.nth(2).inner_text() == "100.0 %"
     shot(page, "perturbation-study")
+
+    # The minimal perturbation to chance, started from the study page, drawn beside the
+    # human edit sizes once its analysis job is done.
+    page.click("#minimal-start")
+    page.wait_for_selector("#minimal-status:has-text('pending')")
+    (minimal_job,) = Job.objects.filter(kind=Job.Kind.ANALYSIS, campaign=campaign)
+    analysis_run_task(minimal_job.pk)
+    page.wait_for_selector("[data-chart=minimal][data-rendered='1'] #minimal-charts svg")
+    assert "median minimal level" in page.inner_text("#minimal-charts")
+    page.locator("[data-chart=minimal]").scroll_into_view_if_needed()
+    shot(page, "perturbation-minimal")
+    page.click("#minimal-charts a:has-text('report')")
+    page.wait_for_selector(
+        "[data-chart='perturbation_minimal:distribution'][data-rendered='1'] svg"
+    )
+    shot(page, "perturbation-minimal-report")
+
+    # The dashboard: the study's human progress and a link to its page.
+    page.goto(f"/manage/campaigns/{campaign.pk}/dashboard/")
+    page.wait_for_selector(f"#dash-perturbation:not([hidden]) tr[data-study='{study.pk}']")
+    text = page.inner_text(f"tr[data-study='{study.pk}']")
+    assert "10" in text and "0: 2" in text and "0.8: 2" in text, text
+    page.locator("#dash-perturbation").scroll_into_view_if_needed()
+    shot(page, "perturbation-dashboard")
+    page.click(f"tr[data-study='{study.pk}'] a")
+    page.wait_for_selector("#study-chart svg")
