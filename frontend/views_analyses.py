@@ -53,9 +53,17 @@ METHOD_HELP = {
 }
 
 
+# Methods that run on one perturbation study (params.study): started from the study's page
+# (docs/perturbation.md), not offered on the campaign's analyses form, whose jobs name none.
+STUDY_METHODS = frozenset({"perturbation_minimal"})
+
+
 def method_choices() -> list[tuple[str, str]]:
+    """The methods the analyses form offers, with their help."""
     out = []
     for name, fn in METHODS.items():
+        if name in STUDY_METHODS:
+            continue
         doc = (getattr(fn, "__doc__", "") or "").strip().splitlines()
         out.append((name, METHOD_HELP.get(name) or (doc[0] if doc else "")))
     return out

@@ -33,7 +33,8 @@ const FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif";
 const COLORS = ["#2d5bc9", "#b3261e", "#1b7a47", "#e0a100", "#6b3fb8", "#0e8a8a"];
 
 function pct(x) { return x == null ? "–" : `${(100 * x).toFixed(1)} %`; }
-function num(x) { return x == null ? "–" : Number(x).toPrecision(3); }
+// Three significant digits without trailing zeros: 0.1 not 0.100, 0.282 as it is.
+function num(x) { return x == null ? "–" : String(Number(Number(x).toPrecision(3))); }
 
 function series(body) {
   return [{ name: "humans", curve: body.humans }, ...body.models.map((m) => ({ name: m.name, curve: m }))];
@@ -49,7 +50,8 @@ function spec(body) {
     if (s.curve.halfway_on_ladder) halves.push({ who: s.name, level: s.curve.halfway });
   }
   const color = { field: "who", type: "nominal", title: null, scale: { domain: names, range: COLORS } };
-  const x = { field: "level", type: "quantitative", title: `level (${body.perturbation} of ${body.modality})` };
+  // Ticks at the ladder's rungs (the levels people and models saw), not at round numbers.
+  const x = { field: "level", type: "quantitative", title: `level (${body.perturbation} of ${body.modality})`, axis: { values: body.levels, labelOverlap: "greedy" } };
   return {
     $schema: "https://vega.github.io/schema/vega-lite/v6.json",
     width: 560,
@@ -65,13 +67,16 @@ function spec(body) {
   };
 }
 
+// A table row: the first cell names the row, the others are figures (right-aligned, as the
+// headers are).
 function row(cells, tag = "td") {
   const tr = document.createElement("tr");
-  for (const c of cells) {
+  cells.forEach((c, i) => {
     const td = document.createElement(tag);
     td.textContent = c;
+    if (i > 0) td.className = "num";
     tr.append(td);
-  }
+  });
   return tr;
 }
 
@@ -83,7 +88,7 @@ function tables(body) {
     return tr;
   }));
   const head = document.querySelector("#study-gap thead tr");
-  head.replaceChildren(...["Level", "Humans", ...body.models.flatMap((m) => [m.name, `gap to ${m.name}`])].map((t) => { const th = document.createElement("th"); th.scope = "col"; th.textContent = t; return th; }));
+  head.replaceChildren(...["Level", "Humans", ...body.models.flatMap((m) => [m.name, `gap to ${m.name}`])].map((t, i) => { const th = document.createElement("th"); th.scope = "col"; th.textContent = t; if (i > 0) th.className = "num"; return th; }));
   const gbody = document.querySelector("#study-gap tbody");
   gbody.replaceChildren(...body.levels.map((level, i) => {
     const cells = [num(level), pct(body.humans.points[i].accuracy)];
@@ -101,9 +106,18 @@ function showError(err) {
 }
 
 // Scoring jobs count items; an analysis job counts units of its methods (a share, not items).
+const modelNames = new Map();
+
 function jobText(j, items = true) {
   const part = !j.total ? "" : items ? ` (${j.done} of ${j.total} items)` : ` (${Math.round((100 * j.done) / j.total)} %)`;
-  return `${j.model || "model " + j.model_version}: ${j.status}${part}`;
+  return `${modelNames.get(j.model_version) || j.model || "model " + j.model_version}: ${j.status}${part}`;
+}
+
+// The scoring jobs in one line: a count once they all succeeded, else the ones not done.
+function scoringText(jobs) {
+  const done = jobs.filter((j) => j.status === "succeeded").length;
+  if (done === jobs.length) return `Scored by ${done} model${done === 1 ? "" : "s"}: every job succeeded (${jobs[0].total} items each).`;
+  return `Scoring: ${done} of ${jobs.length} jobs done; ${jobs.filter((j) => j.status !== "succeeded").map((j) => jobText(j)).join("; ")}.`;
 }
 
 const running = (j) => j && (j.status === "pending" || j.status === "running");
@@ -114,6 +128,7 @@ async function drawCurves() {
   section.querySelector(".dash-empty").hidden = shown;
   chartEl.hidden = !shown;
   tables(body);
+  for (const m of body.models) modelNames.set(m.id, m.name);
   const models = body.models.map((m) => String(m.id)).join(",");
   if (minimalModel.dataset.models !== models) {
     minimalModel.replaceChildren(...body.models.map((m) => new Option(m.name, String(m.id))));
@@ -124,6 +139,8 @@ async function drawCurves() {
     section.dataset.rendered = "1";
   }
   section.dataset.series = String(series(body).length);
+  section.dataset.scores = String(body.models.reduce((n, m) => n + m.observations, 0));
+  section.dataset.labels = String(body.humans.observations);
 }
 
 async function drawMinimal() {
@@ -163,7 +180,7 @@ async function refresh() {
     const h = detail.humans;
     humansEl.textContent = `Human labels: ${h.labels} from ${h.annotators} annotator${h.annotators === 1 ? "" : "s"} · per level ${h.labels_by_level.join(" · ")}.`;
     document.getElementById("study-score").disabled = detail.status !== "ready" || detail.jobs.score.some(running);
-    if (detail.jobs.score.length) scoreStatus.textContent = `Scoring: ${detail.jobs.score.map((j) => jobText(j)).join("; ")}.`;
+    if (detail.jobs.score.length) scoreStatus.textContent = scoringText(detail.jobs.score);
     minimalStatus.textContent = detail.jobs.minimal.map((j) => jobText(j, false)).join("; ");
     root.dataset.jobsRunning = String(detail.jobs.score.some(running) || detail.jobs.minimal.some(running));
     // The curves read labels and the Score cache: redraw when either may have moved.
