@@ -98,10 +98,12 @@ def managed_campaign_row(c: Campaign) -> dict[str, Any]:
 
 
 def lifecycle_state(*, campaign: Campaign) -> dict[str, Any]:
-    open_leases = sum(open_leases_by_kind(campaign=campaign).values())
+    by_kind = open_leases_by_kind(campaign=campaign)
+    open_leases = sum(by_kind.values())
     return {
         "status": campaign.status,
         "open_leases": open_leases,
+        "open_leases_by_kind": by_kind,
         "actions": lifecycle_effects(status=campaign.status, open_leases=open_leases),
     }
 
