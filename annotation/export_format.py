@@ -185,6 +185,34 @@ def _md_escape(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
+# perturbation.jsonl (annotation/services/exports.py `_perturbation_rows`): one row per
+# perturbed item of the campaign's studies, whatever the export's format (docs/exports.md).
+PERTURBATION_COLUMNS = [
+    Column("perturbed_item_id", "int", "the perturbed item (one per study, example and level)"),
+    Column("study_id", "int", "the perturbation study"),
+    Column("study", "string", "the study's name"),
+    Column("perturbation", "string", "the perturbation (docs/perturbation.md lists them)"),
+    Column("modality", "string", "the modality perturbed"),
+    Column("seed", "int", "the study's seed: (example, perturbation, level, seed) gives the value"),
+    Column("level_index", "int", "the rung of the ladder, 0 the unperturbed example"),
+    Column("level", "float", "the perturbation's level at that rung"),
+    Column("example_id", "int", "the base example"),
+    Column("example_external_id", "string", "the base example's id in its source"),
+    Column("gold_label", "string", "the base example's label (null when it has none)"),
+    Column(
+        "input_<modality>",
+        "value",
+        "the values people and models saw; images as {sha256, path} with the file under media/",
+    ),
+    Column(
+        "labels",
+        "json",
+        "the human labels of the item: annotator, label, confidence "
+        "(1-5), is_gold, time_spent_ms (up to the export's snapshot)",
+    ),
+]
+
+
 def datasheet(
     *,
     campaign: Mapping[str, Any],
@@ -274,7 +302,10 @@ def datasheet(
         "holds the path), and `{bytes, path}` structs (the Hugging Face `datasets` Image "
         "feature) in Parquet.",
     ]
-    for table, cols in tables.items():
+    shown = dict(tables)
+    if any(str(name) == "perturbation.jsonl" for name in files):
+        shown["perturbation.jsonl"] = PERTURBATION_COLUMNS
+    for table, cols in shown.items():
         lines += ["", f"## Columns of `{table}`", "", "| column | kind | meaning |"]
         lines.append("| --- | --- | --- |")
         for col in cols:

@@ -259,6 +259,18 @@ def pool_size(campaign: Campaign) -> int:
     return size
 
 
+def open_leases_by_kind(*, campaign: Campaign) -> dict[str, int]:
+    """The campaign's open leases per task kind (annotate, validate, perturbation; one query):
+    every figure of open leases says which kind it counts."""
+    found = dict(
+        Assignment.objects.filter(campaign=campaign, status=Assignment.Status.ACTIVE)
+        .values_list("kind")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    return {kind: int(found.get(kind, 0)) for kind in Assignment.Kind.values}
+
+
 def progress(*, campaign: Campaign, user: Any, kind: str) -> dict[str, int]:
     """done: this person's submitted tasks of this kind; target: how many they can do at most
     (annotate: the pool, each example once; validate: done + what is open to them now)."""

@@ -39,13 +39,13 @@ from django.utils.dateparse import parse_datetime
 from annotation import agreement
 from annotation.models import (
     Annotation,
-    Assignment,
     Campaign,
     CampaignExample,
     CounterfactualEdit,
     Membership,
 )
-from annotation.selectors import gold_answer
+from annotation.selectors import gold_answer, open_leases_by_kind
+from annotation.selectors_perturbations import campaign_studies_progress
 from annotation.selectors_results import (
     edit_flipped,
     edit_fooled,
@@ -336,9 +336,7 @@ def _campaign_dashboard(campaign: Campaign) -> dict[str, Any]:
         started=Count("id", filter=Q(completed__gt=0) | Q(in_flight__gt=0)),
         gold=Count("id", filter=Q(is_gold=True)),
     )
-    open_leases = Assignment.objects.filter(
-        campaign=campaign, status=Assignment.Status.ACTIVE
-    ).count()
+    leases = open_leases_by_kind(campaign=campaign)
     models = list(
         campaign.model_versions.order_by("id").values_list("id", "name", "version", "is_active")
     )
@@ -452,7 +450,8 @@ def _campaign_dashboard(campaign: Campaign) -> dict[str, Any]:
             "annotations": done,
             "target_annotations": target,
             "fraction": _num(min(done / target, 1.0)) if target else 0.0,
-            "open_leases": open_leases,
+            "open_leases": sum(leases.values()),
+            "open_leases_by_kind": leases,
             "edits": n_edits,
             "edits_verified": sum(c[verified] for c in flips.values()),
             "edits_disputed": sum(c[disputed] for c in flips.values()),
@@ -479,6 +478,8 @@ def _campaign_dashboard(campaign: Campaign) -> dict[str, Any]:
             "annotation_id": max((int(r[8]) for r in per.values()), default=None),
             "edit_id": last_edit,
         },
+        # Perturbation studies: the humans' progress per level cell, apart from the pool's.
+        "perturbation": campaign_studies_progress(campaign=campaign),
     }
 
 

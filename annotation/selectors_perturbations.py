@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Count
+from django.db.models import Count, Q
 
 from annotation import perturbations as pt
 from annotation.markdown import instructions_html
 from annotation.models import (
     Assignment,
     Campaign,
+    Job,
     PerturbationLabel,
     PerturbationStudy,
     PerturbedItem,
@@ -74,13 +75,87 @@ def studies_of(*, campaign: Campaign) -> list[dict[str, Any]]:
 
 
 def study_detail(*, study: PerturbationStudy) -> dict[str, Any]:
+    """The study with its item counts per level, its human progress and the jobs that follow
+    it (build, scoring, minimal perturbation): what the study page polls."""
     counts = dict(
         PerturbedItem.objects.filter(study=study)
         .values_list("level_index")
         .annotate(n=Count("id"))
         .order_by()
     )
-    return study_row(study, items_by_level=[counts.get(i, 0) for i in range(len(study.levels))])
+    row = study_row(study, items_by_level=[counts.get(i, 0) for i in range(len(study.levels))])
+    row["humans"] = study_progress(study=study)
+    row["jobs"] = study_jobs(study=study)
+    return row
+
+
+def study_jobs(*, study: PerturbationStudy) -> dict[str, list[dict[str, Any]]]:
+    """The latest scoring job per model of the study's items and the latest minimal-perturbation
+    analysis per model (one query): the page follows them until they finish."""
+    latest: dict[tuple[str, int], Job] = {}
+    for job in (
+        Job.objects.filter(campaign_id=study.campaign_id)
+        .filter(
+            Q(kind=Job.Kind.SCORE, params__study=study.pk)
+            | Q(kind=Job.Kind.ANALYSIS, params__params__study=study.pk)
+        )
+        .order_by("id")
+    ):
+        methods = job.params.get("methods") or []
+        if job.kind == Job.Kind.ANALYSIS and "perturbation_minimal" not in methods:
+            continue
+        model = job.params.get("model_version")
+        if isinstance(model, int):
+            latest[(job.kind, model)] = job
+    out: dict[str, list[dict[str, Any]]] = {"score": [], "minimal": []}
+    for (kind, model), job in sorted(latest.items(), key=lambda kv: kv[1].pk):
+        entry = {**job.summary(), "model_version": model, "model": job.params.get("model", "")}
+        out["score" if kind == Job.Kind.SCORE else "minimal"].append(entry)
+    return out
+
+
+def _human_progress(studies: list[PerturbationStudy]) -> dict[int, dict[str, Any]]:
+    """Labels per level cell and how many people labelled, per study (one query)."""
+    per_level = {s.pk: [0] * len(s.levels) for s in studies}
+    people: dict[int, set[int]] = {s.pk: set() for s in studies}
+    for study_id, level_index, annotator_id, n in (
+        PerturbationLabel.objects.filter(study__in=[s.pk for s in studies])
+        .values_list("study_id", "level_index", "annotator_id")
+        .annotate(n=Count("id"))
+        .order_by()
+    ):
+        if 0 <= level_index < len(per_level[study_id]):
+            per_level[study_id][level_index] += n
+        people[study_id].add(annotator_id)
+    return {
+        pk: {"labels_by_level": cells, "labels": sum(cells), "annotators": len(people[pk])}
+        for pk, cells in per_level.items()
+    }
+
+
+def study_progress(*, study: PerturbationStudy) -> dict[str, Any]:
+    """The humans' progress on one study: labels per level cell and annotators (one query)."""
+    return _human_progress([study])[study.pk]
+
+
+def campaign_studies_progress(*, campaign: Campaign) -> list[dict[str, Any]]:
+    """Every study of the campaign with its humans' progress and its page (two queries): the
+    dashboard's perturbation card."""
+    studies = list(PerturbationStudy.objects.filter(campaign=campaign).order_by("id"))
+    progress = _human_progress(studies) if studies else {}
+    return [
+        {
+            "id": s.pk,
+            "name": s.name,
+            "perturbation": s.perturbation,
+            "modality": s.modality,
+            "status": s.status,
+            "levels": list(s.levels),
+            **progress[s.pk],
+            "url": f"/manage/campaigns/{campaign.pk}/perturbation/{s.pk}/",
+        }
+        for s in studies
+    ]
 
 
 def perturbation_task_payload(*, assignment: Assignment) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from annotation.models import (
     CounterfactualEdit,
     Validation,
 )
+from annotation.selectors import open_leases_by_kind
 from counterpoint.errors import NotFound, ValidationFailed
 from counterpoint.parsers import query_filter
 
@@ -332,16 +333,15 @@ def campaign_progress(*, campaign: Campaign) -> dict[str, Any]:
         .annotate(validations=Count("id"))
         .order_by("validator__username")
     )
-    open_leases = Assignment.objects.filter(
-        campaign=campaign, status=Assignment.Status.ACTIVE
-    ).count()
+    leases = open_leases_by_kind(campaign=campaign)
     return {
         "campaign": campaign.pk,
         "redundancy": campaign.redundancy,
         "pool": pool,
         "annotations": sum(a["annotations"] for a in per_annotator),
         "target_annotations": pool["examples"] * campaign.redundancy,
-        "open_leases": open_leases,
+        "open_leases": sum(leases.values()),
+        "open_leases_by_kind": leases,
         "edits": {status: edits.get(status, 0) for status in CounterfactualEdit.Status.values},
         "annotators": [
             {

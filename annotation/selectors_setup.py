@@ -24,7 +24,12 @@ from annotation.models import (
     Membership,
     Validation,
 )
-from annotation.selectors import campaign_block, gold_answer, values_payload
+from annotation.selectors import (
+    campaign_block,
+    gold_answer,
+    open_leases_by_kind,
+    values_payload,
+)
 from annotation.services.lifecycle import lifecycle_effects
 from annotation.services.pool import rank_inputs
 from counterpoint.errors import NotFound, ValidationFailed
@@ -93,12 +98,12 @@ def managed_campaign_row(c: Campaign) -> dict[str, Any]:
 
 
 def lifecycle_state(*, campaign: Campaign) -> dict[str, Any]:
-    open_leases = Assignment.objects.filter(
-        campaign=campaign, status=Assignment.Status.ACTIVE
-    ).count()
+    by_kind = open_leases_by_kind(campaign=campaign)
+    open_leases = sum(by_kind.values())
     return {
         "status": campaign.status,
         "open_leases": open_leases,
+        "open_leases_by_kind": by_kind,
         "actions": lifecycle_effects(status=campaign.status, open_leases=open_leases),
     }
 

@@ -15,6 +15,7 @@ from django.views.decorators.csrf import ensure_csrf_cookie
 
 from annotation.access import analysis_job_for_user
 from frontend.views import manage_context, page_errors
+from models_bridge.analysis.perturbation_curves import minimal_distribution
 from models_bridge.analysis.registry import METHODS, STUDY_METHODS
 from models_bridge.analysis.tables import result_tables, table_csv
 from models_bridge.services.analysis import analysis_results
@@ -34,6 +35,7 @@ METHOD_TITLES = {
     "clusters": "Interaction clusters",
     "heads": "Attention heads",
     "reliance": "Reliance report: what humans needed and what the model uses",
+    "perturbation_minimal": "Minimal perturbation to chance",
 }
 
 # What each method computes, in a researcher's words (a method added to the registry without
@@ -47,10 +49,13 @@ METHOD_HELP = {
     "clusters": "k-means of the interaction vectors f(x) - EMAP f(x), with reliance answers",
     "reliance": "the reliance report: human reliance answers beside what the model needed",
     "heads": "head importance and pruning curve (models with attention heads only)",
+    "perturbation_minimal": "per example, the smallest perturbation level at which the model "
+    "falls to chance (params: study)",
 }
 
 
 def method_choices() -> list[tuple[str, str]]:
+    """The methods the analyses form offers, with their help."""
     out = []
     for name, fn in METHODS.items():
         if name in STUDY_METHODS:  # started from the study's page, with its study
@@ -139,12 +144,13 @@ def analysis_report(request: HttpRequest, campaign_id: int, job_id: int) -> Http
             }
         )
         # The charts are drawn from the same tables (js/analysis_report.js).
-        charts.append(
-            {
-                "method": row.method,
-                "tables": {t.key: t.as_dict() for t in tables if len(t.rows) <= CHART_ROWS},
-            }
-        )
+        chart: dict[str, Any] = {
+            "method": row.method,
+            "tables": {t.key: t.as_dict() for t in tables if len(t.rows) <= CHART_ROWS},
+        }
+        if row.method == "perturbation_minimal":
+            chart["minimal"] = minimal_distribution(row.result)
+        charts.append(chart)
     context.update(
         job=job,
         model=job.params.get("model", ""),

@@ -36,6 +36,14 @@ _STUDY = inline_serializer(
         "job": serializers.DictField(allow_null=True),
         "items_by_level": serializers.ListField(child=serializers.IntegerField()),
         "created_at": serializers.DateTimeField(),
+        "humans": serializers.DictField(
+            required=False,
+            help_text="one study only: labels_by_level, labels, annotators",
+        ),
+        "jobs": serializers.DictField(
+            required=False,
+            help_text="one study only: the latest score and minimal-perturbation job per model",
+        ),
     },
 )
 

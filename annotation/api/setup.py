@@ -56,6 +56,9 @@ _LIFECYCLE = inline_serializer(
     {
         "status": serializers.CharField(),
         "open_leases": serializers.IntegerField(),
+        "open_leases_by_kind": serializers.DictField(
+            child=serializers.IntegerField(), help_text="annotate, validate, perturbation"
+        ),
         "actions": serializers.ListField(child=serializers.DictField()),
     },
 )

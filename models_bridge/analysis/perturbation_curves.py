@@ -18,13 +18,15 @@ torch-free: numpy, and scipy.optimize for the fit.
   advance in lockstep, so every step is one batched evaluation. Calls per example: 1 (the first
   rung) + 1 (the top rung) + ⌈log2(L - 1)⌉ + refine, i.e. ≤ 2·log2(L) + 3 for L ≥ 4 rungs and
   refine ≤ 3. Assumes the failure is monotone in the level (the ladders are nested, see
-  annotation/perturbations.py); where it is not, the search still returns a failing level."""
+  annotation/perturbations.py); where it is not, the search still returns a failing level.
+- `minimal_distribution`: what a minimal-perturbation result's distribution chart draws, beside
+  the human counterfactual edit sizes of the same campaign and modality."""
 
 from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -267,3 +269,33 @@ def minimal_levels(
             except StopIteration as stop:
                 results[i] = stop.value
     return [r for r in results if r is not None]
+
+
+def minimal_distribution(result: Mapping[str, Any]) -> dict[str, Any]:
+    """What the distribution chart of a `perturbation_minimal` result draws (the study page and
+    the analysis report, js/minimal_chart.js): the model's minimal level per example that
+    reached chance, how many did not within the ladder, and the human counterfactual edit
+    sizes of the same campaign and modality, with the figure that measures them."""
+    rows = [r for r in result.get("rows") or [] if isinstance(r, Mapping)]
+    reached = sorted(float(r["level"]) for r in rows if isinstance(r.get("level"), int | float))
+    humans = result.get("human_edits") or {}
+    ladder = [
+        float(h["level"])
+        for h in result.get("levels_histogram") or []
+        if isinstance(h, Mapping) and isinstance(h.get("level"), int | float)
+    ]
+    return {
+        "model": result.get("model"),
+        "model_name": result.get("model_name", ""),
+        "ladder": ladder,
+        "examples": len(rows),
+        "levels": reached,
+        "beyond": len(rows) - len(reached),
+        "median_level": result.get("median_level"),
+        "mean_calls": result.get("mean_calls"),
+        "human_modality": humans.get("modality", ""),
+        "human_measure": humans.get("measure", ""),
+        "human_sizes": [float(x) for x in humans.get("sizes") or [] if isinstance(x, int | float)],
+        "human_count": humans.get("count", 0),
+        "human_median": humans.get("median"),
+    }

@@ -16,7 +16,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotation.access import perturbation_study_for_user
-from models_bridge.services.perturbation import perturbation_score_start, study_curves
+from models_bridge.services.perturbation import (
+    perturbation_score_start,
+    study_curves,
+    study_minimal,
+)
 
 
 class StudyScoreView(APIView):
@@ -63,9 +67,25 @@ class StudyCurvesView(APIView):
         return Response(study_curves(study=study))
 
 
+class StudyMinimalView(APIView):
+    @extend_schema(
+        responses=inline_serializer(
+            "PerturbationMinimal",
+            {"results": serializers.ListField(child=serializers.DictField())},
+        ),
+        summary="The latest minimal perturbation to chance per model, beside the human edit sizes",
+    )
+    def get(self, request: Request, campaign_id: int, study_id: int) -> Response:
+        study = perturbation_study_for_user(
+            user=request.user, campaign_id=campaign_id, study_id=study_id
+        )
+        return Response({"results": study_minimal(study=study)})
+
+
 def register(urlpatterns: list[Any]) -> None:
     base = "campaigns/<int:campaign_id>/perturbation-studies/<int:study_id>/"
     urlpatterns += [
         path(f"{base}score/", StudyScoreView.as_view(), name="perturbation-study-score"),
         path(f"{base}curves/", StudyCurvesView.as_view(), name="perturbation-study-curves"),
+        path(f"{base}minimal/", StudyMinimalView.as_view(), name="perturbation-study-minimal"),
     ]

@@ -34,9 +34,10 @@ from models_bridge.analysis.perturbation_curves import (
     accuracy_by_level,
     empirical_halfway,
     fit_psychometric,
+    minimal_distribution,
     minimal_levels,
 )
-from models_bridge.models import ModelVersion
+from models_bridge.models import AnalysisResult, ModelVersion
 from models_bridge.services.bulk import bulk_score_start
 from models_bridge.services.scoring import ScoreStats, cached_scores, input_hash, score
 
@@ -302,6 +303,30 @@ def minimal_perturbation(
         "levels_histogram": _histogram(reached, levels),
         "human_edits": human_edit_sizes(study=study),
     }
+
+
+def study_minimal(*, study: PerturbationStudy) -> list[dict[str, Any]]:
+    """The latest stored minimal perturbation to chance of the study per model (analysis jobs
+    of method perturbation_minimal on it; one query), as its distribution chart draws it."""
+    latest: dict[Any, AnalysisResult] = {}
+    for row in (
+        AnalysisResult.objects.filter(
+            method="perturbation_minimal",
+            job__campaign_id=study.campaign_id,
+            job__params__params__study=study.pk,
+        )
+        .select_related("job")
+        .order_by("job_id")
+    ):
+        latest[row.result.get("model")] = row
+    return [
+        {
+            **minimal_distribution(row.result),
+            "job": row.job_id,
+            "report": f"/manage/campaigns/{study.campaign_id}/analyses/{row.job_id}/",
+        }
+        for row in sorted(latest.values(), key=lambda r: r.job_id)
+    ]
 
 
 # The minimality figure that says how big a human edit of each modality kind is

@@ -151,10 +151,11 @@ def test_dashboard_query_count_is_fixed(exact_queries, n_annotators, n_models):
     client = client_for(manager)
     # A small campaign without a snapshot, computed inline: access (1 membership, the
     # campaign and its dataset) + the snapshot (none) + the annotation count + pool, leases,
-    # models, per annotator, per profile, throughput, edits (one statement), members, names +
-    # the snapshot's upsert (one statement) + the rounds (selectors_rounds: one query, none
-    # open here); PostgreSQL also sets the statements' work_mem / jit (one statement).
-    with exact_queries(14, postgres=15):
+    # models, per annotator, per profile, throughput, edits (one statement), members, names,
+    # the perturbation studies (none here: their labels are not read) + the snapshot's upsert
+    # (one statement) + the rounds (selectors_rounds: one query, none open here); PostgreSQL
+    # also sets the statements' work_mem / jit (one statement).
+    with exact_queries(15, postgres=16):
         r = client.get(f"/api/v1/campaigns/{campaign.pk}/dashboard/")
     assert r.status_code == 200
     assert len(r.json()["annotators"]) == n_annotators
@@ -162,7 +163,7 @@ def test_dashboard_query_count_is_fixed(exact_queries, n_annotators, n_models):
     assert r.json()["snapshot"]["state"] == "ready" and not r.json()["snapshot"]["stale"]
     # Its snapshot out of date (DASHBOARD_CACHE_SECONDS is 0 in tests) and small: recomputed
     # inline, without the count (the snapshot says how big the campaign was).
-    with exact_queries(13, postgres=14):
+    with exact_queries(14, postgres=15):
         r = client.get(f"/api/v1/campaigns/{campaign.pk}/dashboard/")
     assert r.status_code == 200 and len(r.json()["models"]) == n_models
 

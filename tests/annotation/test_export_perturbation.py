@@ -62,7 +62,11 @@ def test_perturbed_items_and_labels_are_exported(campaign, examples, manager, an
         assert r["study"] == "noise" and r["perturbation"] == "gaussian_noise"
         assert r["input_image"]["path"] in names  # the very bytes people and models saw
         assert isinstance(r["input_text"], str)
-    assert "perturbation.jsonl" in archive.read("README.md").decode()
+    for r in rows:  # the item reproducible from (example, perturbation, level, seed)
+        assert r["seed"] == study.seed and r["level"] == study.levels[r["level_index"]]
+    readme = archive.read("README.md").decode()
+    assert "## Columns of `perturbation.jsonl`" in readme
+    assert "| `seed` | int |" in readme and "| `labels` | json |" in readme
 
 
 def test_no_study_no_file(campaign, examples, manager):  # type: ignore[no-untyped-def]

@@ -242,7 +242,9 @@ def test_crowd_link_rules() -> None:
         completion_url="https://app.prolific.com/submissions/complete?cc={code}",
     )
     with pytest.raises(NotFound):
-        crowd_link_for_token(link_id=link.pk, token=link.token[:-1] + "x")
+        crowd_link_for_token(
+            link_id=link.pk, token=link.token[:-1] + ("y" if link.token.endswith("x") else "x")
+        )
     assert crowd_link_for_token(link_id=link.pk, token=link.token) == link
     params = {"PROLIFIC_PID": "5f0c0ffee0c0ffee0c0ffee0", "STUDY_ID": "s1", "SESSION_ID": "x1"}
     w = crowd_enter(link=link, params=params, address="1.2.3.4")

@@ -284,3 +284,30 @@ def test_service_lease_returns_none_when_done() -> None:
     ana = member(campaign, "ana")
     _label_all(client_for(ana), campaign, study)
     assert perturbation_lease(study=study, annotator=ana).assignment is None
+
+
+@pytest.mark.django_db
+def test_dashboard_shows_study_progress_and_leases_by_kind() -> None:
+    campaign = text_campaign(10)
+    study = _study(campaign)
+    people = add_annotators(campaign, 2)
+    manager = member(campaign, "maud-manager", Membership.Role.MANAGER)
+    _label_all(client_for(people[0]), campaign, study)
+    assert _lease(client_for(people[1]), campaign, study).status_code == 200  # held, open
+    data = client_for(manager).get(f"/api/v1/campaigns/{campaign.pk}/dashboard/").json()
+    (row,) = data["perturbation"]
+    assert row["id"] == study.pk and row["status"] == "ready"
+    assert row["url"] == f"/manage/campaigns/{campaign.pk}/perturbation/{study.pk}/"
+    # One person labelled all 10 examples: two per level cell of the 5-level ladder.
+    assert row["labels_by_level"] == [2] * 5 and row["labels"] == 10 and row["annotators"] == 1
+    # The open perturbation lease is counted as such, not as a pool annotation in flight.
+    progress = data["progress"]
+    assert progress["open_leases_by_kind"] == {"annotate": 0, "validate": 0, "perturbation": 1}
+    assert progress["open_leases"] == 1 and progress["annotations"] == 0
+    detail = client_for(manager).get(
+        f"/api/v1/campaigns/{campaign.pk}/perturbation-studies/{study.pk}/"
+    )
+    assert detail.json()["humans"] == {
+        k: row[k] for k in ("labels_by_level", "labels", "annotators")
+    }
+    assert detail.json()["jobs"] == {"score": [], "minimal": []}

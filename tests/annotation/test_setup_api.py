@@ -165,6 +165,7 @@ def test_lifecycle_says_what_happens_to_open_leases_and_refuses_illegal_moves() 
     assert _lifecycle(client, campaign, "close").json() == {
         "status": "closed",
         "open_leases": 0,
+        "open_leases_by_kind": {"annotate": 0, "validate": 0, "perturbation": 0},
         "actions": _lifecycle(client, campaign).json()["actions"],
     }
     assert Assignment.objects.filter(campaign=campaign, status="expired").count() == 3

@@ -127,3 +127,39 @@ def test_fit_survives_degenerate_data(correct: list[int]) -> None:
     assert fit is not None
     assert 1 / 13 <= fit.top <= 1 and fit.scale > 0
     assert np.all(np.isfinite(fit.p([0, 0.5, 1.0])))
+
+
+def test_minimal_distribution_lays_out_a_result_for_its_chart() -> None:
+    result = {
+        "model": 3,
+        "model_name": "m@1",
+        "rows": [
+            {"example": 1, "level": 0.3, "rung": 3, "calls": 5},
+            {"example": 2, "level": None, "rung": None, "calls": 2},
+            {"example": 3, "level": 0.1, "rung": 1, "calls": 5},
+        ],
+        "median_level": 0.2,
+        "mean_calls": 4.0,
+        "levels_histogram": [
+            {"level_index": i, "level": x, "examples": 0}
+            for i, x in enumerate([0.0, 0.1, 0.2, 0.4])
+        ],
+        "human_edits": {
+            "modality": "image",
+            "measure": "pixel_fraction",
+            "count": 2,
+            "median": 0.05,
+            "sizes": [0.04, 0.06],
+        },
+    }
+    d = pc.minimal_distribution(result)
+    assert d["levels"] == [0.1, 0.3] and d["beyond"] == 1 and d["examples"] == 3
+    assert d["ladder"] == [0.0, 0.1, 0.2, 0.4]
+    assert (d["human_measure"], d["human_sizes"], d["human_count"]) == (
+        "pixel_fraction",
+        [0.04, 0.06],
+        2,
+    )
+    # A result without human edits or rows (an empty study) still lays out.
+    empty = pc.minimal_distribution({})
+    assert empty["levels"] == [] and empty["beyond"] == 0 and empty["human_sizes"] == []

@@ -166,3 +166,35 @@ def test_minimal_perturbation_agrees_with_walking_the_ladder(world):  # type: ig
             campaign=campaign, model_version=mv, params={"study": 10**6}, progress=noop
         )
     assert getattr(err.value, "code", "") == "analysis_params"
+
+
+def test_study_follows_its_jobs_and_serves_the_minimal_distribution(world):  # type: ignore[no-untyped-def]
+    from models_bridge.tasks import analysis_run_task
+
+    campaign, study, mv = world["campaign"], world["study"], world["mv"]
+    client = client_for(world["manager"])
+    base = f"/api/v1/campaigns/{campaign.pk}/perturbation-studies/{study.pk}/"
+    assert client.get(f"{base}minimal/").json() == {"results": []}
+    (score_job,) = _score_all(world)
+    r = client.post(
+        f"/api/v1/campaigns/{campaign.pk}/analyses/",
+        {"model": mv.pk, "methods": ["perturbation_minimal"], "params": {"study": study.pk}},
+        format="json",
+    )
+    assert r.status_code == 202, r.content
+    jobs = client.get(base).json()["jobs"]
+    assert [(j["id"], j["status"], j["model_version"]) for j in jobs["score"]] == [
+        (score_job, "succeeded", mv.pk)
+    ]
+    assert [(j["status"], j["model_version"]) for j in jobs["minimal"]] == [("pending", mv.pk)]
+    analysis_run_task(jobs["minimal"][0]["id"])
+    assert client.get(base).json()["jobs"]["minimal"][0]["status"] == "succeeded"
+    (minimal,) = client.get(f"{base}minimal/").json()["results"]
+    assert minimal["model"] == mv.pk and minimal["examples"] == 10
+    assert minimal["ladder"] == LEVELS
+    assert len(minimal["levels"]) + minimal["beyond"] == 10
+    assert all(0 < x <= LEVELS[-1] for x in minimal["levels"])
+    assert minimal["human_measure"] == "pixel_fraction" and minimal["human_sizes"] == []
+    assert minimal["report"] == f"/manage/campaigns/{campaign.pk}/analyses/{minimal['job']}/"
+    outsider = UserFactory(username="olga")
+    assert client_for(outsider).get(f"{base}minimal/").status_code == 404

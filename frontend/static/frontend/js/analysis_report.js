@@ -4,6 +4,7 @@
 // file does not know (e.g. `heads`) gets generic charts: a line when its first column is a
 // count of removed / pruned things, else bars of its first numeric column.
 import { expressionInterpreter } from "../vendor/vega-interpreter/vega-interpreter.js";
+import { minimalSpec } from "./minimal_chart.js";
 
 const root = document.getElementById("report");
 const data = JSON.parse(document.getElementById("analysis-charts").textContent);
@@ -143,13 +144,15 @@ function generic(tables) {
 }
 
 async function draw() {
-  for (const { method, tables } of data) {
+  for (const { method, tables, minimal } of data) {
     const box = root.querySelector(`[data-charts-for="${method}"]`);
     if (!box) continue;
-    const charts = (CHARTS[method] || generic)(tables);
+    // The minimal perturbation to chance: its distribution beside the human edit sizes.
+    const charts = minimal
+      ? [["distribution", "Minimal perturbation to chance per example, beside the human counterfactual edit sizes", minimalSpec(minimal)]]
+      : (CHARTS[method] || generic)(tables);
     for (const [name, title, spec] of charts) {
-      const values = spec.data.values;
-      if (!values.length) continue;
+      if (spec.data && !spec.data.values.length) continue;
       const figure = document.createElement("figure");
       figure.className = "report-chart";
       figure.dataset.chart = `${method}:${name}`;
@@ -159,7 +162,8 @@ async function draw() {
       vis.className = "report-vis";
       figure.append(caption, vis);
       box.append(figure);
-      const full = { $schema: "https://vega.github.io/schema/vega-lite/v6.json", config: CONFIG, background: "white", width: "container", autosize: { type: "fit-x", contains: "padding" }, ...spec };
+      const fit = spec.hconcat ? {} : { width: "container", autosize: { type: "fit-x", contains: "padding" } };
+      const full = { $schema: "https://vega.github.io/schema/vega-lite/v6.json", config: CONFIG, background: "white", ...fit, ...spec };
       await window.vegaEmbed(vis, full, {
         ast: true,
         expr: expressionInterpreter,

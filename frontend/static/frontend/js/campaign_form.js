@@ -197,7 +197,7 @@ async function renderLifecycle() {
   status.textContent = state.status.charAt(0).toUpperCase() + state.status.slice(1);
   status.className = `status status-${state.status}`;
   for (const s of document.querySelectorAll(".manage-head .status")) { s.textContent = status.textContent; s.className = status.className; }
-  $("lifecycle-leases").textContent = state.status === "closed" ? "Closed: no further leases or submissions." : (state.open_leases ? `${state.open_leases} open lease${state.open_leases === 1 ? "" : "s"} now.` : "No open leases.");
+  $("lifecycle-leases").textContent = state.status === "closed" ? "Closed: no further leases or submissions." : (state.open_leases ? `${state.open_leases} open lease${state.open_leases === 1 ? "" : "s"} now (${Object.entries(state.open_leases_by_kind || {}).filter(([, n]) => n > 0).map(([k, n]) => `${n} ${k}`).join(" · ")}).` : "No open leases.");
   clear(host);
   for (const a of state.actions.filter((x) => x.allowed)) {
     host.append(el("button", { type: "button", class: a.action === "close" ? "secondary danger" : a.action === "start" || a.action === "resume" ? "primary" : "secondary", id: `lifecycle-${a.action}`, onclick: () => confirmAction(a.action) }, `${ACTION_NAMES[a.action]} campaign`));

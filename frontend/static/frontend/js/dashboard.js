@@ -199,7 +199,7 @@ function drawProgress(data) {
   const counts = {
     annotations: `${num(p.annotations)} / ${num(p.target_annotations)} (${percent}%)`,
     complete: `${num(p.complete)} / ${num(p.examples)}`,
-    open_leases: num(p.open_leases),
+    open_leases: leaseText(p),
     edits: num(p.edits),
     edits_verified: num(p.edits_verified),
     edits_disputed: num(p.edits_disputed),
@@ -221,6 +221,33 @@ function freshness(snap) {
   return text;
 }
 
+// Open leases say which task kind they hold (a perturbation lease is no pool slot in flight).
+function leaseText(p) {
+  const kinds = Object.entries(p.open_leases_by_kind || {}).filter(([, n]) => n > 0);
+  if (!kinds.length) return num(p.open_leases);
+  return `${num(p.open_leases)} (${kinds.map(([k, n]) => `${num(n)} ${k}`).join(" · ")})`;
+}
+
+let lastStudies = "";
+function drawStudies(rows) {
+  const key = JSON.stringify(rows);
+  if (key === lastStudies) return;
+  lastStudies = key;
+  document.getElementById("dash-perturbation").hidden = rows.length === 0;
+  document.getElementById("dash-perturbation-body").replaceChildren(...rows.map((s) => {
+    const tr = document.createElement("tr");
+    tr.dataset.study = String(s.id);
+    const name = document.createElement("td");
+    const link = document.createElement("a");
+    link.href = s.url;
+    link.textContent = s.name;
+    name.append(link);
+    const perLevel = s.levels.map((level, i) => `${level}: ${s.labels_by_level[i]}`).join(" · ");
+    tr.append(name, cell(`${s.perturbation} of ${s.modality}`), cell(s.status), cell(num(s.annotators), "num"), cell(num(s.labels), "num"), cell(perLevel, "small"));
+    return tr;
+  }));
+}
+
 let timer = null;
 async function refresh() {
   clearTimeout(timer);
@@ -236,6 +263,7 @@ async function refresh() {
     } else {
       drawProgress(data);
       drawTable(data.annotators);
+      drawStudies(data.perturbation || []);
       for (const chart of Object.keys(SPECS)) await drawChart(chart, data[chart], chart === "throughput" ? data.throughput_unit : null);
       status.textContent = freshness(snap);
       root.dataset.loaded = String(Number(root.dataset.loaded || 0) + 1);

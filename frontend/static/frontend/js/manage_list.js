@@ -24,7 +24,7 @@ function row(c) {
         el("div", {}, el("dt", {}, "Edits"), el("dd", { dataset: { count: "edits" } }, fmt(c.edits))),
         el("div", {}, el("dt", {}, "Verified"), el("dd", { dataset: { count: "verified" } }, fmt(c.edits_verified))),
         el("div", {}, el("dt", {}, "Validations"), el("dd", { dataset: { count: "validations" } }, fmt(c.validations))),
-        el("div", {}, el("dt", {}, "Open leases"), el("dd", { dataset: { count: "open_leases" } }, fmt(c.open_leases))))),
+        el("div", {}, el("dt", { title: "open leases of every task kind: annotate, validate, perturbation" }, "Open leases (all tasks)"), el("dd", { dataset: { count: "open_leases" } }, fmt(c.open_leases))))),
     el("nav", { class: "manage-row-links", "aria-label": `${c.name}: pages` },
       el("a", { class: "button-link secondary", href: `${base}/` }, "Settings"),
       el("a", { class: "button-link secondary", href: `${base}/pool/` }, "Pool"),
