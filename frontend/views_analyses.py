@@ -34,6 +34,7 @@ METHOD_TITLES = {
     "clusters": "Interaction clusters",
     "heads": "Attention heads",
     "reliance": "Reliance report: what humans needed and what the model uses",
+    "grounding": "Grounding: does the model look where the annotators looked?",
 }
 
 # What each method computes, in a researcher's words (a method added to the registry without
@@ -46,6 +47,7 @@ METHOD_HELP = {
     "counterfactual": "flip rates and model errors on the campaign's edits, with intervals",
     "clusters": "k-means of the interaction vectors f(x) - EMAP f(x), with reliance answers",
     "reliance": "the reliance report: human reliance answers beside what the model needed",
+    "grounding": "occlusion attributions vs annotators' evidence: plausibility, faithfulness",
 }
 
 
