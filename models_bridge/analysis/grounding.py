@@ -1,6 +1,6 @@
 """The grounding analysis's arithmetic (docs/analysis.md "Grounding"): human evidence as soft
 masks, and how a model's attributions compare with it. Pure: numpy and scikit-learn, no
-database, no model, no torch.
+database, no model, no torch (the report's intervals reuse models_bridge/analysis/reliance.py).
 
 Units. Text is cut into words by a token pattern (the model's own when it declares one,
 else `\\w+`), each with its character span; an annotator marks a word when one of their
@@ -22,20 +22,30 @@ Plausibility (DeYoung et al. 2020, ERASER):
 
 Faithfulness (ERASER, with probabilities of the model's predicted label): comprehensiveness
 = p(full) - p(rationale removed), sufficiency = p(full) - p(only the rationale kept). High
-comprehensiveness and low sufficiency say the model relies on that evidence."""
+comprehensiveness and low sufficiency say the model relies on that evidence.
+
+The report: each figure's mean over the examples where it is defined, overall and per human
+reliance category (models_bridge/analysis/reliance.py human_category), with the reliance
+report's seeded percentile bootstrap (reliance.ratio); the examples with the largest
+disagreement first."""
 
 from __future__ import annotations
 
 import math
 import re
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
+
+from models_bridge.analysis.reliance import GROUPS, ratio
 
 WORD_PATTERN = r"\w+"
 DEFAULT_GRID = 8
 DEFAULT_THRESHOLD = 0.5
 DEFAULT_TOP_Q = 0.1
+# The faithfulness scopes: both modalities' evidence at once, or one modality's alone.
+SCOPES = ("all", "text", "image")
 
 Span = tuple[int, int]
 Box = tuple[float, float, float, float]  # x, y, w, h in source pixels
@@ -194,3 +204,78 @@ def disagreement(plausibility: Sequence[float | None]) -> float | None:
     1 where the model looks nowhere the humans looked."""
     vals = [float(v) for v in plausibility if v is not None]
     return None if not vals else 1.0 - float(np.mean(vals))
+
+
+# --- the report ----------------------------------------------------------------------------
+
+
+def _metric(r: dict[str, Any], name: str) -> float | None:
+    """An example's figure `name` (one of METRICS) or None where it is undefined."""
+    if name.startswith("text_"):
+        return (r["text"] or {}).get(name[5:])
+    if name == "image_pointing":
+        hit = (r["image"] or {}).get("pointing")
+        return None if hit is None else float(hit)
+    if name == "image_iou":
+        return (r["image"] or {}).get("iou")
+    who, fig, scope = name.split("_")
+    return ((r["faithfulness"].get(who) or {}).get(scope) or {}).get(fig)
+
+
+METRICS = (
+    "text_top_k_f1",
+    "text_auprc",
+    "image_pointing",
+    "image_iou",
+    *(
+        f"{who}_{fig}_{scope}"
+        for who in ("human", "model")
+        for fig in ("comprehensiveness", "sufficiency")
+        for scope in SCOPES
+    ),
+)
+
+
+def _figures(rows: Sequence[dict[str, Any]], *, resamples: int, seed: int, group: str) -> Any:
+    out: dict[str, Any] = {"examples": len(rows)}
+    for name in METRICS:
+        vals = [v for v in (_metric(r, name) for r in rows) if v is not None]
+        out[name] = ratio(
+            vals, [1.0] * len(vals), resamples=resamples, seed=seed, group=f"{group}:{name}"
+        )
+    return out
+
+
+def grounding_report(
+    rows: Sequence[dict[str, Any]], *, resamples: int, seed: int, top: int
+) -> dict[str, Any]:
+    """Means with seeded bootstrap intervals over the examples, overall and per human
+    reliance category; the `top` examples where the model looks furthest from the humans
+    (disagreement, then example id)."""
+    by_cat: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        by_cat.setdefault(r["category"], []).append(r)
+    order = [c for c in GROUPS if c in by_cat]
+    ranked = sorted(
+        (r for r in rows if r["disagreement"] is not None),
+        key=lambda r: (-r["disagreement"], r["example"]),
+    )[:top]
+    return {
+        "overall": _figures(rows, resamples=resamples, seed=seed, group="overall"),
+        "by_category": {
+            c: _figures(by_cat[c], resamples=resamples, seed=seed, group=c) for c in order
+        },
+        "bootstrap": {"resamples": resamples, "seed": seed, "interval": "percentile 95%"},
+        "disagreements": [
+            {
+                "example": r["example"],
+                "disagreement": r["disagreement"],
+                "category": r["category"],
+                "predicted": r["predicted"],
+                "gold": r["gold"],
+                "text_top_k_f1": (r["text"] or {}).get("top_k_f1"),
+                "image_iou": (r["image"] or {}).get("iou"),
+            }
+            for r in ranked
+        ],
+    }

@@ -14,6 +14,7 @@ import numpy as np
 from annotation.models import Campaign
 from annotation.selectors_analysis import (
     analysis_examples,
+    counterfactual_edit_rows,
     evidence_by_example,
     reliance_counts,
 )
@@ -28,12 +29,11 @@ from models_bridge.analysis.occlusion import (
     integrated_gradients,
 )
 from models_bridge.analysis.pid_method import example_ref, int_param
-from models_bridge.analysis.reliance import DEFAULT_TOP, GROUPS, human_category, ratio
+from models_bridge.analysis.reliance import DEFAULT_TOP, human_category
 from models_bridge.models import ModelVersion
 from models_bridge.preprocess import TextPreprocessor
 
 Progress = Callable[[int, int], None]
-SCOPES = ("all", "text", "image")
 
 
 def _float_param(params: dict[str, Any], name: str, default: float, lo: float, hi: float) -> float:
@@ -221,7 +221,7 @@ def run_grounding(
         for who, w_sel, p_sel in (("human", hw, hp), ("model", mw, mp)):
             if (w_sel is None or not w_sel.any()) and (p_sel is None or not p_sel.any()):
                 continue  # no evidence of this side on this example
-            for scope in SCOPES:
+            for scope in g.SCOPES:
                 if scope == "text" and (w_sel is None or not w_sel.any()):
                     continue
                 if scope == "image" and (p_sel is None or not p_sel.any()):
@@ -319,12 +319,19 @@ def run_grounding(
                 "disagreement": _r(g.disagreement(plaus)),
             }
         )
-    report = grounding_report(rows, resamples=resamples, seed=seed, top=top)
+    report = g.grounding_report(rows, resamples=resamples, seed=seed, top=top)
     shown = [d["example"] for d in report["disagreements"]]
     refs = {r["id"]: r for r in analysis_examples(campaign=campaign, example_ids=shown)}
     dkinds = {m["name"]: m["kind"] for m in campaign.dataset.modalities}
+    edits_of: dict[int, list[int]] = {}
+    if shown:
+        wanted = set(shown)
+        for r in counterfactual_edit_rows(campaign=campaign, model_version_id=model_version.pk):
+            if r["example_id"] in wanted:
+                edits_of.setdefault(r["example_id"], []).append(r["edit_id"])
     for d in report["disagreements"]:
         d["inputs"] = example_ref(refs[d["example"]], dkinds) if d["example"] in refs else {}
+        d["edits"] = edits_of.get(d["example"], [])
     progress(4, total_steps)
     return {
         "method": "grounding",
@@ -339,76 +346,4 @@ def run_grounding(
         "params": {"grid": grid, "k": k_param, "q": q, "threshold": threshold},
         **report,
         "examples": rows,
-    }
-
-
-def _metric(r: dict[str, Any], name: str) -> float | None:
-    """An example's figure `name` (one of METRICS) or None where it is undefined."""
-    if name.startswith("text_"):
-        return (r["text"] or {}).get(name[5:])
-    if name == "image_pointing":
-        hit = (r["image"] or {}).get("pointing")
-        return None if hit is None else float(hit)
-    if name == "image_iou":
-        return (r["image"] or {}).get("iou")
-    who, fig, scope = name.split("_")
-    return ((r["faithfulness"].get(who) or {}).get(scope) or {}).get(fig)
-
-
-METRICS = (
-    "text_top_k_f1",
-    "text_auprc",
-    "image_pointing",
-    "image_iou",
-    *(
-        f"{who}_{fig}_{scope}"
-        for who in ("human", "model")
-        for fig in ("comprehensiveness", "sufficiency")
-        for scope in SCOPES
-    ),
-)
-
-
-def _figures(rows: Sequence[dict[str, Any]], *, resamples: int, seed: int, group: str) -> Any:
-    out: dict[str, Any] = {"examples": len(rows)}
-    for name in METRICS:
-        vals = [v for v in (_metric(r, name) for r in rows) if v is not None]
-        out[name] = ratio(
-            vals, [1.0] * len(vals), resamples=resamples, seed=seed, group=f"{group}:{name}"
-        )
-    return out
-
-
-def grounding_report(
-    rows: Sequence[dict[str, Any]], *, resamples: int, seed: int, top: int
-) -> dict[str, Any]:
-    """Means with seeded bootstrap intervals over the examples, overall and per human
-    reliance category; the `top` examples where the model looks furthest from the humans
-    (disagreement, then example id)."""
-    by_cat: dict[str, list[dict[str, Any]]] = {}
-    for r in rows:
-        by_cat.setdefault(r["category"], []).append(r)
-    order = [c for c in GROUPS if c in by_cat]
-    ranked = sorted(
-        (r for r in rows if r["disagreement"] is not None),
-        key=lambda r: (-r["disagreement"], r["example"]),
-    )[:top]
-    return {
-        "overall": _figures(rows, resamples=resamples, seed=seed, group="overall"),
-        "by_category": {
-            c: _figures(by_cat[c], resamples=resamples, seed=seed, group=c) for c in order
-        },
-        "bootstrap": {"resamples": resamples, "seed": seed, "interval": "percentile 95%"},
-        "disagreements": [
-            {
-                "example": r["example"],
-                "disagreement": r["disagreement"],
-                "category": r["category"],
-                "predicted": r["predicted"],
-                "gold": r["gold"],
-                "text_top_k_f1": (r["text"] or {}).get("top_k_f1"),
-                "image_iou": (r["image"] or {}).get("iou"),
-            }
-            for r in ranked
-        ],
     }

@@ -259,3 +259,35 @@ def test_plausibility_and_faithfulness_take_their_extremes(synthetic: dict[str, 
     assert [d["example"] for d in other["disagreements"]] == sorted(
         e["example"] for e in other["examples"]
     )
+
+
+def test_the_report_page_shows_the_overlays_and_downloads(synthetic: dict[str, Any]) -> None:
+    import csv
+    import io
+    import json
+
+    from django.test import Client
+
+    from models_bridge.analysis.tables import result_tables
+
+    campaign, manager = synthetic["campaign"], synthetic["manager"]
+    annotate_with(campaign, synthetic["annotator"], disjoint)
+    res = run(campaign, synthetic["model"], manager, grid=4, q=0.25)
+    job = AnalysisResult.objects.get(method="grounding").job
+    client = Client()
+    client.force_login(manager)
+    base = f"/manage/campaigns/{campaign.pk}/analyses/{job.pk}/"
+    body = client.get(base).content.decode()
+    assert 'id="result-grounding"' in body
+    for table in result_tables("grounding", res):
+        assert f'data-table="grounding:{table.key}"' in body
+        sheet = client.get(f"{base}grounding.csv?table={table.key}")
+        rows = list(csv.reader(io.StringIO(sheet.content.decode())))
+        assert rows[0] == table.columns and len(rows) == 1 + len(table.rows)
+    assert json.loads(client.get(f"{base}grounding.json").content) == res
+    cards = body.count('class="example-card grounding-card"')
+    assert cards == len(res["disagreements"]) == 4
+    # per card: 16 human cells, 16 model cells; the model's 4 quadrant patches at full weight
+    assert body.count('<span style="opacity: 1.0"></span>') == 4 * (4 + 4)
+    assert body.count('class="gr-word gr-human-word"') == 4  # one marked word per question
+    assert 'id="gr-h-' in body and 'id="gr-m-' in body

@@ -72,3 +72,36 @@ def test_rationale_faithfulness_and_disagreement() -> None:
     assert g.sufficiency(0.9, 0.9) == 0.0
     assert g.disagreement([1.0, None, 0.5]) == pytest.approx(0.25)
     assert g.disagreement([None]) is None
+
+
+def _row(ex: int, category: str, f1: float | None, comp: float) -> dict[str, object]:
+    return {
+        "example": ex,
+        "category": category,
+        "predicted": "yes",
+        "gold": "yes",
+        "text": {"top_k_f1": f1, "auprc": None},
+        "image": None,
+        "faithfulness": {"human": {"all": {"comprehensiveness": comp}}, "model": {}},
+        "disagreement": None if f1 is None else 1 - f1,
+    }
+
+
+def test_report_means_groups_and_ranks() -> None:
+    rows = [
+        _row(1, "synergy", 1.0, 0.5),
+        _row(2, "synergy", 0.0, 0.1),
+        _row(3, "equivalence", None, 0.3),
+        _row(4, "equivalence", 0.5, 0.0),
+    ]
+    rep = g.grounding_report(rows, resamples=0, seed=0, top=2)
+    assert rep["overall"]["text_top_k_f1"]["value"] == pytest.approx(0.5)
+    assert rep["overall"]["text_top_k_f1"]["denominator"] == 3
+    assert rep["overall"]["human_comprehensiveness_all"]["value"] == pytest.approx(0.225)
+    assert rep["overall"]["image_iou"]["value"] is None
+    assert list(rep["by_category"]) == ["equivalence", "synergy"]  # the taxonomy's order
+    assert rep["by_category"]["synergy"]["examples"] == 2
+    assert [d["example"] for d in rep["disagreements"]] == [2, 4]
+    again = g.grounding_report(rows * 3, resamples=100, seed=7, top=0)
+    assert again == g.grounding_report(rows * 3, resamples=100, seed=7, top=0)
+    assert again["overall"]["text_top_k_f1"]["ci95"] is not None
