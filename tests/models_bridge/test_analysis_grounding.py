@@ -291,3 +291,35 @@ def test_the_report_page_shows_the_overlays_and_downloads(synthetic: dict[str, A
     assert body.count('<span style="opacity: 1.0"></span>') == 4 * (4 + 4)
     assert body.count('class="gr-word gr-human-word"') == 4  # one marked word per question
     assert 'id="gr-h-' in body and 'id="gr-m-' in body
+
+
+def test_cross_attention_map_agrees_with_its_occlusion_map(
+    evqa_campaign: Any, evqa_people: Any
+) -> None:
+    """The reference cross-attention model's own attention over its 8x8 regions (the
+    adapter's `attention` export, mean over the question's tokens) against the grounding
+    result's occlusion map on the same grid: the most attended region lies among the top
+    10% occlusion patches far more often than the 7/64 a random region would."""
+    from models_bridge.adapters.base import Batch
+    from models_bridge.analysis.data import analysis_data
+    from models_bridge.services.loading import adapter_for
+
+    mv = model_register(
+        dataset=evqa_campaign.dataset, kind="torchscript", location="easyvqa-cross-attention"
+    )
+    campaign_models_set(campaign=evqa_campaign, model_versions=[mv])
+    res = run(evqa_campaign, mv, evqa_people["manager"], grid=8, ig=False)
+    assert res["attributions"]["integrated_gradients"]["reason"] == "not asked (ig false)"
+    data = analysis_data(campaign=evqa_campaign, model_version=mv, params={})
+    adapter = adapter_for(mv)
+    att = adapter.attention(Batch({m: data.values[m] for m in adapter.modalities}))
+    pre = adapter.preprocessors["text"]  # type: ignore[attr-defined]
+    real = (pre(data.values["text"]) != pre.pad_id)[:, :, None]
+    regions = (att * real).sum(axis=1) / real.sum(axis=1)
+    assert [e["example"] for e in res["examples"]] == data.example_ids
+    hits = [
+        g.top_k(np.abs(np.array(e["image"]["model"])), 7)[int(np.argmax(regions[i]))]
+        for i, e in enumerate(res["examples"])
+    ]
+    chance = 7 / 64
+    assert float(np.mean(hits)) > 3 * chance
