@@ -100,45 +100,19 @@ def run_grounding(
             code="analysis_modalities",
         )
     adapter = _adapter(model_version)
-    reads = set(adapter.modalities)
-    background: tuple[int, int, int] = (255, 255, 255)
-    fill_record: dict[str, Any] | None = None
-    if image_m in reads:
-        _value, fill_record = null_input(
-            kind="image", values=data.values[image_m], raw=[r.get(image_m) for r in data.raw]
-        )
-        c = fill_record["colour"]
-        background = (int(c[0]), int(c[1]), int(c[2]))
-    occ = Occluder(
-        adapter,
-        text_modality=text_m,
-        image_modality=image_m,
-        background=background,
-        grid=grid,
-        word_mode=word_mode,
+    occ, items, fill_record = occlusion_inputs(
+        adapter, data, text_m=text_m, image_m=image_m, grid=grid, word_mode=word_mode
     )
-    text_pre = (getattr(adapter, "preprocessors", None) or {}).get(text_m)
-    pattern, lower = (
-        (text_pre.token_pattern, text_pre.lowercase)
-        if isinstance(text_pre, TextPreprocessor)
-        else (g.WORD_PATTERN, True)
+    background = (
+        (
+            int(fill_record["colour"][0]),
+            int(fill_record["colour"][1]),
+            int(fill_record["colour"][2]),
+        )
+        if fill_record
+        else (255, 255, 255)
     )
     n = data.n
-    items: list[Item] = []
-    for i in range(n):
-        text = data.raw[i].get(text_m) if text_m else None
-        text = text if isinstance(text, str) else None
-        image = decode_rgb(data.values[occ.image_modality][i]) if occ.image_modality else None
-        words = g.word_spans(text, pattern, lowercase=lower) if text is not None else []
-        items.append(Item(text=text, words=words, image=image))
-    if occ.image_modality:
-        shapes = [it.image.shape for it in items if it.image is not None]
-        h0, w0 = min(s[0] for s in shapes), min(s[1] for s in shapes)
-        if grid > min(h0, w0):
-            raise ValidationFailed(
-                f"a {grid}x{grid} grid does not fit the smallest image ({w0}x{h0})",
-                code="analysis_param_invalid",
-            )
     total_steps = 4
     progress(0, total_steps)
 
@@ -347,3 +321,56 @@ def run_grounding(
         **report,
         "examples": rows,
     }
+
+
+def occlusion_inputs(
+    adapter: Any,
+    data: Any,
+    *,
+    text_m: str | None,
+    image_m: str | None,
+    grid: int,
+    word_mode: str,
+) -> tuple[Occluder, list[Item], dict[str, Any] | None]:
+    """The occluder for this adapter and the analysed examples' occludable inputs (texts cut
+    into words by the model's own token pattern when it declares one, images decoded to
+    source pixels), with the patch fill's record (the ablation's null-input colour)."""
+    reads = set(adapter.modalities)
+    background: tuple[int, int, int] = (255, 255, 255)
+    fill_record: dict[str, Any] | None = None
+    if image_m in reads:
+        _value, fill_record = null_input(
+            kind="image", values=data.values[image_m], raw=[r.get(image_m) for r in data.raw]
+        )
+        c = fill_record["colour"]
+        background = (int(c[0]), int(c[1]), int(c[2]))
+    occ = Occluder(
+        adapter,
+        text_modality=text_m,
+        image_modality=image_m,
+        background=background,
+        grid=grid,
+        word_mode=word_mode,
+    )
+    text_pre = (getattr(adapter, "preprocessors", None) or {}).get(text_m)
+    pattern, lower = (
+        (text_pre.token_pattern, text_pre.lowercase)
+        if isinstance(text_pre, TextPreprocessor)
+        else (g.WORD_PATTERN, True)
+    )
+    items: list[Item] = []
+    for i in range(data.n):
+        text = data.raw[i].get(text_m) if text_m else None
+        text = text if isinstance(text, str) else None
+        image = decode_rgb(data.values[occ.image_modality][i]) if occ.image_modality else None
+        words = g.word_spans(text, pattern, lowercase=lower) if text is not None else []
+        items.append(Item(text=text, words=words, image=image))
+    if occ.image_modality:
+        shapes = [it.image.shape for it in items if it.image is not None]
+        h0, w0 = min(s[0] for s in shapes), min(s[1] for s in shapes)
+        if grid > min(h0, w0):
+            raise ValidationFailed(
+                f"a {grid}x{grid} grid does not fit the smallest image ({w0}x{h0})",
+                code="analysis_param_invalid",
+            )
+    return occ, items, fill_record

@@ -34,6 +34,9 @@ WORD_MODES = ("drop", "unk")
 # Occluded inputs per model call: the bulk scorer's batch size.
 OCCLUSION_BATCH = 256
 IG_STEPS = 32
+# One Captum call's occluded inputs: at most this many rows and numbers (16M float32: 64 MB).
+CALL_ROWS = 8192
+CALL_ELEMENTS = 16 * 1024 * 1024
 
 
 @dataclass
@@ -246,7 +249,13 @@ class Occluder:
             features = (n_words if self.text_modality else 0) + (
                 self.grid * self.grid if self.image_modality else 0
             )
-            per_call = max(1, self.batch // max(1, features))
+            # Examples per Captum call: its occluded inputs stay under CALL_ELEMENTS numbers
+            # (Captum builds them all at once), and the model still sees `batch`-row calls.
+            per_row = (n_words if self.text_modality else 0) + (
+                int(np.prod(key[1:])) * 3 if self.image_modality and len(key) > 1 else 0
+            )
+            rows = max(self.batch, min(CALL_ROWS, CALL_ELEMENTS // max(1, per_row)))
+            per_call = max(1, rows // max(1, features))
             for s in range(0, len(members), per_call):
                 chunk = members[s : s + per_call]
                 w, p = self._captum(
@@ -288,7 +297,11 @@ class Occluder:
             word_ids = torch.arange(offset, offset + max(1, n_words)).reshape(1, -1)
             masks.append(word_ids)
 
+        fast = self._tensor_forward(items, n_words)
+
         def forward(*tensors: Any) -> Any:
+            if fast is not None:
+                return fast(*tensors)
             rows = int(tensors[0].shape[0])
             k = 0
             images = None
@@ -314,7 +327,7 @@ class Occluder:
             attr = ablation.attribute(
                 tuple(inputs),
                 baselines=tuple(baselines),
-                target=list(targets),
+                target=[int(t) for t in targets],
                 feature_mask=tuple(masks),
                 perturbations_per_eval=max(1, features),
             )
@@ -329,6 +342,67 @@ class Occluder:
         if self.text_modality:
             words = attr[k].numpy()[:, :n_words].astype(np.float64)
         return words, patches
+
+    def _tensor_forward(self, items: Sequence[Item], n_words: int) -> Callable[..., Any] | None:
+        """For a TorchScript package whose preprocessing is a token lookup and a per-channel
+        normalisation at the images' own size: the occluded inputs built as tensors (the same
+        numbers its preprocessors give the edited strings and pixels, without them: a word is
+        one token of its own pattern, so dropping it drops its id and pads at the end, and the
+        unknown word is its unknown id). None where that does not hold."""
+        import torch
+
+        if not self.prepared:
+            return None
+        text_pre = self.text_pre if isinstance(self.text_pre, TextPreprocessor) else None
+        image_pre = self.image_pre if isinstance(self.image_pre, ImagePreprocessor) else None
+        if image_pre is not None:
+            shape = items[0].image.shape if items[0].image is not None else None
+            if image_pre.mode != "RGB" or shape is None or shape[:2] != image_pre.size[::-1]:
+                return None
+        n = len(items)
+        base = None
+        if text_pre is not None:
+            ids = text_pre([it.text or "" for it in items])
+            if n_words and (ids[:, :n_words] == text_pre.pad_id).any():
+                return None  # a word its tokenizer does not see as one token
+            base = torch.from_numpy(ids)
+        mean = torch.tensor(image_pre.mean).reshape(1, 1, 1, -1) if image_pre else None
+        std = torch.tensor(image_pre.std).reshape(1, 1, 1, -1) if image_pre else None
+        length = text_pre.max_length if text_pre else 0
+
+        def forward(*tensors: Any) -> Any:
+            rows = int(tensors[0].shape[0])
+            inputs: dict[str, Any] = {}
+            k = 0
+            if self.image_modality and image_pre is not None:
+                x = tensors[k].round().clamp(0, 255) / 255.0
+                inputs[self.image_modality] = ((x - mean) / std).permute(0, 3, 1, 2).contiguous()
+                k += 1
+            if self.text_modality and text_pre is not None and base is not None:
+                ids = base[torch.arange(rows) % n]
+                if n_words:
+                    keep = torch.ones((rows, length), dtype=torch.bool)
+                    keep[:, :n_words] = tensors[k][:, :n_words] >= 0.5
+                    if self.replacement is not None:
+                        ids = torch.where(keep, ids, torch.full_like(ids, text_pre.unk_id))
+                    else:
+                        # kept ids first in their order, then padding
+                        order = torch.argsort((~keep).to(torch.int8), dim=1, stable=True)
+                        ids = torch.where(
+                            torch.gather(keep, 1, order),
+                            torch.gather(ids, 1, order),
+                            torch.full_like(ids, text_pre.pad_id),
+                        )
+                inputs[self.text_modality] = ids
+            out = []
+            for s in range(0, rows, self.batch):
+                part = {m: v[s : s + self.batch] for m, v in inputs.items()}
+                self.calls += 1
+                self.rows += int(next(iter(part.values())).shape[0])
+                out.append(torch.from_numpy(np.asarray(self.adapter.run(part), dtype=np.float32)))
+            return torch.cat(out)
+
+        return forward
 
 
 def _bounds(h: int, w: int, grid: int) -> list[tuple[int, int, int, int]]:

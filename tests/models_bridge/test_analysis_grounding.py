@@ -323,3 +323,38 @@ def test_cross_attention_map_agrees_with_its_occlusion_map(
     ]
     chance = 7 / 64
     assert float(np.mean(hits)) > 3 * chance
+
+
+@pytest.mark.parametrize("word_mode", ["drop", "unk"])
+def test_the_tensor_path_gives_the_numbers_of_the_raw_value_path(
+    evqa_campaign: Any, word_mode: str, monkeypatch: Any
+) -> None:
+    """For a TorchScript package the occluded inputs are built as tensors; the same
+    attributions as editing the strings and pixels and preprocessing them."""
+    from models_bridge.analysis.data import analysis_data
+    from models_bridge.analysis.grounding_method import occlusion_inputs
+    from models_bridge.analysis.occlusion import Occluder
+    from models_bridge.services.loading import adapter_for
+
+    mv = model_register(
+        dataset=evqa_campaign.dataset, kind="torchscript", location="easyvqa-cross-attention"
+    )
+    data = analysis_data(campaign=evqa_campaign, model_version=mv, params={})
+    adapter = adapter_for(mv)
+
+    def attributions() -> tuple[list[Any], list[Any]]:
+        occ, items, _ = occlusion_inputs(
+            adapter, data, text_m="text", image_m="image", grid=8, word_mode=word_mode
+        )
+        full = occ.edited_logits(items, [None] * len(items), [None] * len(items))
+        return occ.attributions(items, list(np.argmax(full, axis=1)), progress=lambda d, t: None)
+
+    occ, items, _ = occlusion_inputs(
+        adapter, data, text_m="text", image_m="image", grid=8, word_mode=word_mode
+    )
+    assert occ._tensor_forward(items[:1], len(items[0].words)) is not None
+    fast_words, fast_patches = attributions()
+    monkeypatch.setattr(Occluder, "_tensor_forward", lambda self, items, n_words: None)
+    slow_words, slow_patches = attributions()
+    for a, b in zip(fast_words + fast_patches, slow_words + slow_patches, strict=True):
+        assert np.allclose(a, b, atol=1e-4)
