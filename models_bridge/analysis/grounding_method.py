@@ -66,7 +66,7 @@ def run_grounding(
 ) -> dict[str, Any]:
     """Model evidence against human evidence over the campaign's sample (`limit`, `seed`,
     `split`, `modalities` as for emap). Params: grid (patches per side, default 8),
-    word_mode (drop | unk), k (top words; default the human rationale's size), q (top
+    word_mode (drop | unk), top_words (k; default the human rationale's size), q (top
     patch fraction, default 0.1), threshold (annotator share for the rationale, default
     0.5), ig (Integrated Gradients where available, default true), ig_steps (default 32),
     resamples (bootstrap, default 1000), top (disagreement examples, default 12)."""
@@ -79,9 +79,9 @@ def run_grounding(
             f"param 'word_mode' must be one of {', '.join(WORD_MODES)}",
             code="analysis_param_invalid",
         )
-    k_param = params.get("k")
+    k_param = params.get("top_words")
     if k_param is not None:
-        k_param = int_param(params, "k", 1, 1, 512)
+        k_param = int_param(params, "top_words", 1, 1, 512)
     q = _float_param(params, "q", g.DEFAULT_TOP_Q, 0.001, 1.0)
     threshold = _float_param(params, "threshold", g.DEFAULT_THRESHOLD, 0.001, 1.0)
     resamples = int_param(params, "resamples", 1000, 0, 100000)
@@ -317,7 +317,7 @@ def run_grounding(
         "modalities": {"text": text_m, "image": image_m},
         "attributions": {"occlusion": occ.record(), "integrated_gradients": ig_record},
         "patch_fill": fill_record,
-        "params": {"grid": grid, "k": k_param, "q": q, "threshold": threshold},
+        "params": {"grid": grid, "top_words": k_param, "q": q, "threshold": threshold},
         **report,
         "examples": rows,
     }
