@@ -102,3 +102,20 @@ def reliance_counts(*, campaign: Campaign, example_ids: Iterable[int]) -> dict[i
     for example_id, reliance, n in rows:
         out.setdefault(example_id, {})[reliance] = n
     return out
+
+
+def evidence_by_example(
+    *, campaign: Campaign, example_ids: Iterable[int]
+) -> dict[int, list[list[dict[str, Any]]]]:
+    """example id → one evidence list per annotation of the campaign on it (an annotator who
+    marked nothing gives an empty list: they count in the soft masks' denominators), in
+    annotation order. One query."""
+    out: dict[int, list[list[dict[str, Any]]]] = {}
+    rows = (
+        Annotation.objects.filter(campaign=campaign, example_id__in=list(example_ids))
+        .order_by("example_id", "id")
+        .values_list("example_id", "evidence")
+    )
+    for example_id, evidence in rows:
+        out.setdefault(example_id, []).append(list(evidence or []))
+    return out

@@ -36,6 +36,7 @@ METHOD_TITLES = {
     "heads": "Attention heads",
     "reliance": "Reliance report: what humans needed and what the model uses",
     "perturbation_minimal": "Minimal perturbation to chance",
+    "grounding": "Grounding: does the model look where the annotators looked?",
 }
 
 # What each method computes, in a researcher's words (a method added to the registry without
@@ -51,6 +52,7 @@ METHOD_HELP = {
     "heads": "head importance and pruning curve (models with attention heads only)",
     "perturbation_minimal": "per example, the smallest perturbation level at which the model "
     "falls to chance (params: study)",
+    "grounding": "occlusion attributions vs annotators' evidence: plausibility, faithfulness",
 }
 
 
@@ -113,6 +115,8 @@ def _cards(method: str, result: dict[str, Any], kinds: dict[str, str]) -> list[d
             )
             for d in result.get("disagreements") or []
         ]
+    if method == "grounding":
+        return grounding_cards(result, kinds)
     if method == "clusters":
         return [
             _card(e, kinds, cluster=c.get("cluster"))
@@ -120,6 +124,55 @@ def _cards(method: str, result: dict[str, Any], kinds: dict[str, str]) -> list[d
             for e in (c.get("examples") or [])[:CLUSTER_CARDS]
         ]
     return []
+
+
+def _alpha(values: list[float] | None, scale: float) -> list[float]:
+    """Opacity 0..1 per unit: positive weights over the largest one (negatives show none)."""
+    return [round(max(0.0, v) / scale, 3) if scale > 0 else 0.0 for v in values or []]
+
+
+def grounding_cards(result: dict[str, Any], kinds: dict[str, str]) -> list[dict[str, Any]]:
+    """The grounding report's disagreement examples, each with its overlays: the annotators'
+    soft mask and the model's occlusion map over the image's patch grid, and per word the
+    annotators' share and the model's weight (the template shades them)."""
+    by_id = {e["example"]: e for e in result.get("examples") or []}
+    grid = int((result.get("params") or {}).get("grid") or 0)
+    cards = []
+    for d in result.get("disagreements") or []:
+        ex = by_id.get(d.get("example"), {})
+        text, image = ex.get("text") or {}, ex.get("image") or {}
+        model_img = image.get("model") or []
+        human_img = image.get("human_soft") or []
+        words = text.get("model") or []
+        word_scale = max([0.0, *words])
+        cells = list(
+            zip(_alpha(human_img, 1.0), _alpha(model_img, max([0.0, *model_img])), strict=False)
+        )
+        cards.append(
+            _card(
+                {**(d.get("inputs") or {}), "id": d.get("example")},
+                kinds,
+                disagreement=d.get("disagreement"),
+                category=d.get("category"),
+                predicted=d.get("predicted"),
+                gold=d.get("gold"),
+                f1=d.get("text_top_k_f1"),
+                iou=d.get("image_iou"),
+                grid=grid,
+                cells=cells if grid and len(cells) == grid * grid else [],
+                words=list(
+                    zip(
+                        text.get("words") or [],
+                        [round(float(h), 3) for h in text.get("human") or []],
+                        _alpha(words, word_scale),
+                        [round(float(w), 3) for w in words],
+                        strict=False,
+                    )
+                ),
+                edits=d.get("edits") or [],
+            )
+        )
+    return cards
 
 
 @login_required

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from counterpoint.errors import ValidationFailed
+from models_bridge.analysis.grounding_method import run_grounding
 from models_bridge.analysis.heads_method import run_heads
 from models_bridge.analysis.methods import ablation_run, emap_run, perceptual_run
 from models_bridge.analysis.pid_method import run_clusters, run_counterfactual, run_pid
@@ -81,6 +82,7 @@ METHODS: dict[str, AnalysisMethod] = {
     "counterfactual": run_counterfactual,
     "clusters": run_clusters,
     "reliance": run_reliance,
+    "grounding": run_grounding,
     "perturbation_minimal": perturbation_minimal_run,
     "heads": run_heads,
 }

@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from models_bridge.analysis.grounding import METRICS
 from models_bridge.analysis.reliance import GROUPS
 
 Cell = str | int | float | bool | None
@@ -330,6 +331,80 @@ def _reliance(r: Mapping[str, Any]) -> list[Table]:
     return [t, kappa, dis]
 
 
+def _grounding(r: Mapping[str, Any]) -> list[Table]:
+    figures = Table(
+        "figures",
+        "Plausibility and faithfulness, overall and per human reliance category",
+        ["group", "metric", "examples", "n", "value", "ci_low", "ci_high"],
+        note="plausibility: text_* and image_*; faithfulness: {human,model}_{comprehensiveness,"
+        "sufficiency}_{all,text,image} (the evidence of that side removed / kept alone); "
+        "n: the examples where the figure is defined; 95% percentile bootstrap intervals",
+    )
+    by_category = r.get("by_category") or {}
+    order = [g for g in GROUPS if g in by_category] + sorted(set(by_category) - set(GROUPS))
+    for name, g in [("overall", r.get("overall") or {}), *((c, by_category[c]) for c in order)]:
+        for metric in METRICS:
+            e = g.get(metric) or {}
+            figures.rows.append(
+                [name, metric, g.get("examples"), e.get("denominator"), e.get("value"), *_ci(e)]
+            )
+    dis = Table(
+        "disagreements",
+        "Where the model looks furthest from the annotators",
+        ["example", "disagreement", "category", "predicted", "gold", "text_top_k_f1", "image_iou"],
+        note="disagreement: 1 - the mean of the example's text top-k F1 and image IoU",
+    )
+    for d in r.get("disagreements") or []:
+        dis.rows.append([cell(d.get(c)) for c in dis.columns])
+    cols = [
+        "example",
+        "category",
+        "annotators",
+        "predicted",
+        "p_predicted",
+        "gold",
+        "text_top_k_f1",
+        "text_auprc",
+        "image_pointing",
+        "image_iou",
+        "human_comprehensiveness",
+        "human_sufficiency",
+        "model_comprehensiveness",
+        "model_sufficiency",
+        "disagreement",
+    ]
+    examples = Table("examples", "Per example", cols, note="faithfulness columns: scope all")
+    for e in r.get("examples") or []:
+        t, i = e.get("text") or {}, e.get("image") or {}
+        f = e.get("faithfulness") or {}
+        h, m = (f.get("human") or {}).get("all") or {}, (f.get("model") or {}).get("all") or {}
+        examples.rows.append(
+            [
+                e.get("example"),
+                e.get("category"),
+                e.get("annotators"),
+                e.get("predicted"),
+                e.get("p_predicted"),
+                e.get("gold"),
+                t.get("top_k_f1"),
+                t.get("auprc"),
+                i.get("pointing"),
+                i.get("iou"),
+                h.get("comprehensiveness"),
+                h.get("sufficiency"),
+                m.get("comprehensiveness"),
+                m.get("sufficiency"),
+                e.get("disagreement"),
+            ]
+        )
+    attributions = Table(
+        "attributions", "How the model's evidence was computed", ["field", "value"]
+    )
+    for name, rec in sorted((r.get("attributions") or {}).items()):
+        attributions.rows.append([name, cell(rec)])
+    return [figures, dis, examples, attributions]
+
+
 KEY_NAMES = re.compile(
     r"^(head|heads|layer|name|id|example|cluster|modality|label|group|k)$|removed|pruned|step|level"
 )
@@ -380,6 +455,7 @@ TABLES = {
     "pid": _pid,
     "clusters": _clusters,
     "reliance": _reliance,
+    "grounding": _grounding,
 }
 
 

@@ -92,3 +92,38 @@ def slow_adapter(delay: float = 1.0) -> Any:
             return np.zeros((batch.size, 2), dtype=np.float32)
 
     return Slow()
+
+
+class WordQuadrantAdapter(Adapter):
+    """Reads, by construction, only one word of the text and the top-left quadrant of the
+    image: logit(yes) = 2·[the word is in the text] + 4·(share of dark pixels in the top-left
+    quadrant), logit(no) = 1. Everything else in the inputs cannot change its answer."""
+
+    kind = "entrypoint"
+    labels = LABELS
+    modalities = ["image", "text"]
+    factorized = False
+
+    def __init__(self, word: str = "circle") -> None:
+        self.word = word
+
+    def predict(self, batch: Batch) -> np.ndarray:
+        import io
+
+        from PIL import Image
+
+        out = np.empty((batch.size, 2), dtype=np.float32)
+        for i, (text, image) in enumerate(
+            zip(batch.column("text"), batch.column("image"), strict=True)
+        ):
+            with Image.open(io.BytesIO(image.read())) as im:
+                px = np.asarray(im.convert("RGB"), dtype=np.float32)
+            h, w = px.shape[:2]
+            dark = float((px[: h // 2, : w // 2].mean(axis=2) < 128).mean())
+            has_word = self.word in re.findall(r"[a-z]+", text.lower())
+            out[i] = (2.0 * has_word + 4.0 * dark, 1.0)
+        return out
+
+
+def word_quadrant_adapter(word: str = "circle") -> WordQuadrantAdapter:
+    return WordQuadrantAdapter(word)

@@ -40,6 +40,10 @@ class Command(BaseCommand):
             "--block-tasks", type=int, default=0, help="helper tasks sent for EMAP blocks"
         )
         parser.add_argument("--permutations", type=int, help="perceptual score permutations")
+        parser.add_argument("--grid", type=int, help="grounding: image patches per side")
+        parser.add_argument(
+            "--word-mode", choices=["drop", "unk"], help="grounding: how a word is removed"
+        )
         parser.add_argument("--enqueue", action="store_true", help="send to workers, do not wait")
 
     def handle(self, *args: Any, **opts: Any) -> None:
@@ -60,7 +64,7 @@ class Command(BaseCommand):
         if not name or mv is None:
             raise CommandError(f"no model {opts['model']!r} (give NAME@VERSION)")
         params: dict[str, Any] = {"seed": opts["seed"], "path": opts["path"]}
-        for key in ("limit", "split", "block_rows", "permutations"):
+        for key in ("limit", "split", "block_rows", "permutations", "grid", "word_mode"):
             if opts[key] is not None:
                 params[key] = opts[key]
         params["block_tasks"] = opts["block_tasks"]

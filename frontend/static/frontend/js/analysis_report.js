@@ -80,6 +80,18 @@ const CHARTS = {
     const values = records(t.clusters).map((r) => ({ cluster: `cluster ${r.cluster}`, value: r.size }));
     return [["sizes", "Cluster sizes", barsWithCi(values, { y: "cluster", xTitle: "examples", percent: false })]];
   },
+  grounding(t) {
+    const rows = records(t.figures).filter((r) => isNum(r.value));
+    const pick = (names) => rows
+      .filter((r) => names.includes(r.metric))
+      .map((r) => ({ metric: r.metric.replaceAll("_", " "), group: `${r.group} (${r.n})`, value: r.value, lo: r.ci_low, hi: r.ci_high }));
+    const plaus = pick(["text_top_k_f1", "text_auprc", "image_pointing", "image_iou"]);
+    const faith = pick(["human_comprehensiveness_all", "human_sufficiency_all", "model_comprehensiveness_all", "model_sufficiency_all"]);
+    return [
+      ["plausibility", "Plausibility: does the model look where the annotators looked? (per reliance category)", barsWithCi(plaus, { y: "metric", color: "group", xTitle: "mean", domain: [0, 1] })],
+      ["faithfulness", "Faithfulness: probability of the prediction lost with the evidence removed (comprehensiveness) / kept alone (sufficiency)", barsWithCi(faith, { y: "metric", color: "group", xTitle: "probability drop", percent: false })],
+    ];
+  },
   reliance(t) {
     const cats = records(t.categories);
     const out = [];
