@@ -12,7 +12,7 @@ from typing import Any
 
 from django.db import transaction
 
-from annotation.models import Assignment, Campaign
+from annotation.models import Campaign
 from counterpoint.errors import Conflict, ValidationFailed
 
 Status = Campaign.Status
@@ -60,10 +60,6 @@ def lifecycle_effects(*, status: str, open_leases: int) -> list[dict[str, Any]]:
         }
         for action, (sources, dest) in TRANSITIONS.items()
     ]
-
-
-def open_lease_count(*, campaign: Campaign) -> int:
-    return Assignment.objects.filter(campaign=campaign, status=Assignment.Status.ACTIVE).count()
 
 
 def campaign_transition(*, campaign: Campaign, action: str) -> Campaign:
